@@ -1,0 +1,140 @@
+/**
+ * `cryptainer info FILE [--json] [--dump-master-key]`: header health of both copies, layout and
+ * keyslots, without any secret; with `--dump-master-key`, the master key after a passphrase
+ * and a confirmation (as `cryptsetup luksDump --dump-volume-key`).
+ */
+import type { Command } from 'commander';
+import { wipe } from '../../../crypto/bytes.js';
+import { formatUuid } from '../../../volume-format/header.js';
+import type { HeaderChoice } from '../../../volume-format/header-copies.js';
+import type { Keyslot } from '../../../volume-format/keyslot.js';
+import { inspectVolume, openVolume } from '../../volume/open.js';
+import { confirmOrAbort } from '../prompt.js';
+import { formatSize, note, out, outJson } from '../output.js';
+import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
+
+/** One-line description of a keyslot's KDF cost. */
+export function kdfSummary(slot: Keyslot): string {
+  if (slot.state !== 'active') return 'inactive';
+  const { timeCost, memoryKiB, parallelism } = slot.kdf;
+  return `argon2id t=${timeCost} m=${formatSize(memoryKiB * 1024)} p=${parallelism}`;
+}
+
+/** The JSON shape of `info --json` (no secrets). */
+export function describeVolume(path: string, choice: HeaderChoice): Record<string, unknown> {
+  const f = choice.fields;
+  return {
+    path,
+    format: 'cryptainer',
+    formatVersion: 1,
+    uuid: formatUuid(f.uuid),
+    cipher: 'aes-xts-plain64',
+    keyBits: 512,
+    sectorSize: f.sectorSize,
+    dataOffset: f.dataOffset,
+    dataSize: f.dataSize,
+    journalOffset: f.journalOffset,
+    journalSize: f.journalSize,
+    seqid: f.seqid,
+    features: {
+      incompat: f.features.incompat.toString(16),
+      roCompat: f.features.roCompat.toString(16),
+      compat: f.features.compat.toString(16),
+    },
+    headerCopies: Object.fromEntries(
+      (['A', 'B'] as const).map((c) => [
+        c,
+        {
+          status: choice.copies[c].status,
+          seqid: choice.copies[c].seqid ?? null,
+          error: choice.copies[c].error
+            ? { code: choice.copies[c].error!.code, message: choice.copies[c].error!.message }
+            : null,
+        },
+      ]),
+    ),
+    activeHeader: choice.winner,
+    keyslots: f.keyslots.map((slot, index) =>
+      slot.state === 'active'
+        ? { index, state: 'active', kdf: { algorithm: 'argon2id', ...slot.kdf } }
+        : { index, state: 'inactive' },
+    ),
+  };
+}
+
+/** Register the command. */
+export function registerInfo(program: Command): void {
+  const cmd = program
+    .command('info')
+    .description('show header health, layout and keyslots (no secret needed)')
+    .argument('<file>', 'container file')
+    .option('--json', 'print as JSON')
+    .option('--dump-master-key', 'print the master key (asks the passphrase; keep it secret)')
+    .option('--yes', 'do not ask for confirmation');
+  addSecretOptions(cmd);
+  cmd.action(async (file: string, opts: SecretOptionValues & Record<string, unknown>) => {
+    const choice = await inspectVolume(file);
+    const info = describeVolume(file, choice);
+    if (opts.dumpMasterKey) {
+      await dumpMasterKey(file, opts, info);
+      return;
+    }
+    if (opts.json) outJson(info);
+    else printInfo(file, choice);
+  });
+}
+
+async function dumpMasterKey(
+  file: string,
+  opts: SecretOptionValues & Record<string, unknown>,
+  info: Record<string, unknown>,
+): Promise<void> {
+  note(
+    'WARNING: the master key decrypts this volume without any passphrase, ' +
+      'and changing passphrases does not change it. Store it like the data itself.',
+  );
+  await confirmOrAbort('Print the master key of ' + file + '?', opts.yes === true);
+  const secret = await secretFrom(opts, `Passphrase for ${file}`);
+  const volume = await openVolume(file, {
+    ...secret,
+    readOnly: true,
+    ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
+  });
+  const key = volume.exportMasterKey();
+  try {
+    const hex = Buffer.from(key).toString('hex');
+    if (opts.json) outJson({ ...info, masterKey: hex, unlockedKeyslot: volume.unlockedSlot });
+    else {
+      out(`uuid:        ${info.uuid as string}`);
+      out(`keyslot:     ${volume.unlockedSlot}`);
+      out(`master key:  ${hex}`);
+    }
+  } finally {
+    wipe(key);
+    if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
+    await volume.close();
+  }
+}
+
+function printInfo(file: string, choice: HeaderChoice): void {
+  const f = choice.fields;
+  out(`path:          ${file}`);
+  out(`format:        cryptainer v1`);
+  out(`uuid:          ${formatUuid(f.uuid)}`);
+  out(`cipher:        aes-xts-plain64, 512-bit key, ${f.sectorSize}-byte sectors`);
+  out(`data area:     offset ${f.dataOffset}, size ${f.dataSize} (${formatSize(f.dataSize)})`);
+  out(`seqid:         ${f.seqid}`);
+  for (const c of ['A', 'B'] as const) {
+    const r = choice.copies[c];
+    const detail =
+      r.status === 'corrupt' ? `${r.error?.code}: ${r.error?.message}` : `seqid ${r.seqid}`;
+    out(`header ${c}:      ${r.status} (${detail})${choice.winner === c ? ' [active]' : ''}`);
+  }
+  const feats = f.features;
+  const none = feats.incompat === 0n && feats.roCompat === 0n && feats.compat === 0n;
+  out(
+    `features:      ${none ? 'none' : `incompat ${feats.incompat.toString(16)} ro_compat ${feats.roCompat.toString(16)} compat ${feats.compat.toString(16)}`}`,
+  );
+  out('keyslots:');
+  f.keyslots.forEach((slot, i) => out(`  ${i}: ${kdfSummary(slot)}`));
+}

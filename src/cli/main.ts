@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * The `cryptainer` command: parses arguments, runs one command, maps errors to the exit-code
+ * table. The only caller of process.exit in the code base.
+ */
+import { Command, CommanderError } from 'commander';
+import { CryptainerError } from '../../volume-format/errors.js';
+import { registerCheck } from './commands/check.js';
+import { registerCreate } from './commands/create.js';
+import { registerInfo } from './commands/info.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+
+/** Build the program with every command registered. */
+export function buildProgram(): Command {
+  const program = new Command('cryptainer')
+    .description('encrypted container volumes: XTS-AES-256 data, Argon2id keyslots, FUSE mount')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .showHelpAfterError(false);
+  registerCreate(program);
+  registerInfo(program);
+  registerCheck(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version output exit 0; commander already printed its one-line error.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    if (err instanceof CryptainerError) {
+      process.stderr.write(`cryptainer: ${err.message}\n`);
+      return exitCodeFor(err.code);
+    }
+    process.stderr.write(`cryptainer: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return EXIT.INTERNAL;
+  }
+}
+
+process.exit(await main(process.argv));

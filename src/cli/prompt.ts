@@ -1,0 +1,135 @@
+/**
+ * Where secrets come from (the only importer of the prompt library). Never from argv:
+ * a masked prompt when stdin is a terminal (asked twice when a new secret is set), otherwise
+ * `--passphrase-file PATH|-` or stdin. Stdin is read once and split into lines, so a command
+ * that needs two secrets (old and new) takes them as two lines.
+ */
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import password from '@inquirer/password';
+import { wipe } from '../../crypto/bytes.js';
+import { CryptainerError, UsageError } from '../../volume-format/errors.js';
+import { ioErrorFrom } from '../io/file-storage.js';
+
+/** True when we may prompt: stdin is a terminal. */
+export function isInteractive(): boolean {
+  return process.stdin.isTTY === true;
+}
+
+let stdinLines: Buffer[] | null = null;
+
+/** Next line of stdin (without its line ending); empty once stdin is exhausted. */
+function nextStdinLine(): Uint8Array {
+  if (stdinLines === null) {
+    let all: Buffer;
+    try {
+      all = readFileSync(0);
+    } catch {
+      all = Buffer.alloc(0); // stdin closed or not readable: no secret there
+    }
+    stdinLines = splitLines(all);
+    wipe(all);
+  }
+  return stdinLines.shift() ?? new Uint8Array(0);
+}
+
+/** Split on "\n", dropping one "\r" before it; copies so the source can be wiped. */
+function splitLines(all: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= all.length; i++) {
+    if (i === all.length || all[i] === 0x0a) {
+      if (i === all.length && start === i) break;
+      let end = i;
+      if (end > start && all[end - 1] === 0x0d) end--;
+      lines.push(Buffer.from(all.subarray(start, end)));
+      start = i + 1;
+    }
+  }
+  return lines;
+}
+
+/** Read a passphrase file (`-` = stdin); one trailing "\n" or "\r\n" is removed (SPEC §4.1). */
+export function readPassphraseFile(path: string): Uint8Array {
+  if (path === '-') return nextStdinLine();
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (err) {
+    throw ioErrorFrom(err, `reading passphrase file ${path}`);
+  }
+  let end = data.length;
+  if (end > 0 && data[end - 1] === 0x0a) end--;
+  if (end > 0 && data[end - 1] === 0x0d) end--;
+  const secret = Uint8Array.from(data.subarray(0, end));
+  wipe(data);
+  return secret;
+}
+
+async function promptHidden(message: string): Promise<Uint8Array> {
+  try {
+    const text = await password({ message, mask: '*' }, { output: process.stderr });
+    // JS strings cannot be wiped; convert at once and let the string go.
+    return new Uint8Array(Buffer.from(text, 'utf8'));
+  } catch (err) {
+    if ((err as Error).name === 'ExitPromptError') {
+      throw new CryptainerError('ABORTED', 'cancelled');
+    }
+    throw err;
+  }
+}
+
+/** How to obtain one secret. */
+export interface PassphraseRequest {
+  /** Prompt text, e.g. "Passphrase for v.img". */
+  label: string;
+  /** `--passphrase-file` value, if given. */
+  file?: string;
+  /** Ask twice on a terminal and require both to match (for a new secret). */
+  confirm?: boolean;
+  /** Allow an empty passphrase (when keyfiles are given too). */
+  allowEmpty?: boolean;
+}
+
+/** Get a passphrase: from the file option, a masked prompt, or the next stdin line. */
+export async function getPassphrase(req: PassphraseRequest): Promise<Uint8Array> {
+  let secret: Uint8Array;
+  if (req.file !== undefined) secret = readPassphraseFile(req.file);
+  else if (isInteractive()) {
+    secret = await promptHidden(`${req.label}:`);
+    if (req.confirm) {
+      const again = await promptHidden(`Verify ${req.label.toLowerCase()}:`);
+      const same = Buffer.compare(Buffer.from(secret), Buffer.from(again)) === 0;
+      wipe(again);
+      if (!same) {
+        wipe(secret);
+        throw new UsageError('USAGE', 'passphrases do not match');
+      }
+    }
+  } else secret = nextStdinLine();
+  if (secret.length === 0 && !req.allowEmpty) {
+    throw new UsageError(
+      'USAGE',
+      'empty passphrase: give one on the prompt, with --passphrase-file, or on stdin',
+    );
+  }
+  return secret;
+}
+
+/**
+ * Ask the user to type YES (on a terminal). Off a terminal, `assumeYes` must be set.
+ * Throws `ABORTED` on any other answer.
+ */
+export async function confirmOrAbort(question: string, assumeYes: boolean): Promise<void> {
+  if (assumeYes) return;
+  if (!isInteractive()) {
+    throw new UsageError('USAGE', `${question}: refusing without --yes when not interactive`);
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question}\nType YES to continue: `);
+    if (answer.trim() !== 'YES') throw new CryptainerError('ABORTED', 'cancelled');
+  } finally {
+    rl.close();
+  }
+}

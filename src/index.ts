@@ -1,0 +1,21 @@
+/**
+ * The cryptainer library: create, open and use encrypted container volumes from Node.
+ *
+ * ```ts
+ * import { createVolume, openVolume } from 'cryptainer';
+ * const v = await openVolume('v.img', { passphrase: 'correct horse' });
+ * await v.write(1000, Buffer.from('hello'));
+ * await v.close(); // flushes and wipes the keys
+ * ```
+ */
+export { createVolume, type CreateOptions } from './volume/create.js';
+export { openVolume, inspectVolume, type OpenOptions } from './volume/open.js';
+export { Volume } from './volume/volume.js';
+export type { UnlockSecret } from './volume/secret.js';
+export { planKdfParams, type KdfTuning } from './volume/kdf-tuning.js';
+export type { Storage } from './io/storage.js';
+export type { Rng } from './rng.js';
+export * from '../volume-format/errors.js';
+export type { HeaderFields } from '../volume-format/header.js';
+export type { HeaderChoice, CopyReport, CopyStatus } from '../volume-format/header-copies.js';
+export type { Argon2idParams } from '../crypto/kdf.js';

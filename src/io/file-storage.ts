@@ -1,0 +1,121 @@
+/** {@link Storage} over a regular file, with positional I/O on one file descriptor. */
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { IoError } from '../../volume-format/errors.js';
+import type { Storage } from './storage.js';
+
+/** How to open a container file. */
+export interface FileStorageOptions {
+  readOnly?: boolean;
+  /** Create the file; fails if it exists (`O_EXCL`). Mode 0600 (SPEC §9.1). */
+  createExclusive?: boolean;
+}
+
+/** A container file opened for positional reads and writes. */
+export class FileStorage implements Storage {
+  private constructor(
+    private handle: fsp.FileHandle | null,
+    /** Path the file was opened with (for messages). */
+    readonly path: string,
+  ) {}
+
+  /** Open (or exclusively create) `path`. Errors become `IoError`/`NOT_FOUND`/`FILE_EXISTS`. */
+  static async open(path: string, options: FileStorageOptions = {}): Promise<FileStorage> {
+    let flags = options.readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR;
+    if (options.createExclusive) flags |= fsConstants.O_CREAT | fsConstants.O_EXCL;
+    try {
+      // SPEC §9.1: container files are created with mode 0600, whatever the umask says.
+      const handle = await fsp.open(path, flags, 0o600);
+      return new FileStorage(handle, path);
+    } catch (err) {
+      throw ioErrorFrom(err, `opening ${path}`);
+    }
+  }
+
+  private fd(): fsp.FileHandle {
+    if (this.handle === null) throw new IoError('IO_ERROR', `${this.path}: already closed`);
+    return this.handle;
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesRead } = await this.fd().read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break; // end of file
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw ioErrorFrom(err, `reading ${this.path} at ${offset}`);
+    }
+    return done === length ? buf : buf.subarray(0, done);
+  }
+
+  async writeAt(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.fd().write(
+          data,
+          done,
+          data.length - done,
+          offset + done,
+        );
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw ioErrorFrom(err, `writing ${this.path} at ${offset}`);
+    }
+  }
+
+  async sync(): Promise<void> {
+    try {
+      await this.fd().sync();
+    } catch (err) {
+      throw ioErrorFrom(err, `syncing ${this.path}`);
+    }
+  }
+
+  async syncData(): Promise<void> {
+    try {
+      await this.fd().datasync();
+    } catch (err) {
+      throw ioErrorFrom(err, `syncing ${this.path}`);
+    }
+  }
+
+  async size(): Promise<number> {
+    return (await this.fd().stat()).size;
+  }
+
+  async truncate(length: number): Promise<void> {
+    try {
+      await this.fd().truncate(length);
+    } catch (err) {
+      throw ioErrorFrom(err, `resizing ${this.path}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    if (h) await h.close();
+  }
+}
+
+/** Map a Node fs error to our error model with a "what failed: why" message. */
+export function ioErrorFrom(err: unknown, what: string): IoError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EEXIST' ? 'file exists' : code;
+  const ours =
+    code === 'ENOENT'
+      ? 'NOT_FOUND'
+      : code === 'EEXIST'
+        ? 'FILE_EXISTS'
+        : code === 'ENOSPC'
+          ? 'NO_SPACE'
+          : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
+            ? 'READ_ONLY'
+            : 'IO_ERROR';
+  return new IoError(ours, `${what}: ${why ?? (err as Error).message}`, { cause: err });
+}

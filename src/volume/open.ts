@@ -1,0 +1,112 @@
+/**
+ * Opening a volume (SPEC §9.2): choose a header copy, check the layout against the file,
+ * take the lock, unlock a keyslot, verify the header MAC and repair the other copy.
+ */
+import { wipe } from '../../crypto/bytes.js';
+import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
+import { IntegrityError, FormatError } from '../../volume-format/errors.js';
+import { checkFeatures } from '../../volume-format/features.js';
+import { verifyHeaderMac } from '../../volume-format/header.js';
+import type { HeaderChoice } from '../../volume-format/header-copies.js';
+import { containerSizeOf } from '../../volume-format/layout.js';
+import { FileStorage } from '../io/file-storage.js';
+import { type HeldLock, acquireLock } from '../io/lock.js';
+import type { Storage } from '../io/storage.js';
+import { readHeaderChoice, repairHeaderCopies } from './header-store.js';
+import { type UnlockSecret, resolveKdfInput } from './secret.js';
+import { unlockKeyslots } from './unlock.js';
+import { Volume } from './volume.js';
+
+/** Options for {@link openVolume}. */
+export interface OpenOptions extends UnlockSecret {
+  /** Open without writing anything: no lock, no header repair, writes refused. */
+  readOnly?: boolean;
+  /** Try only this keyslot (faster with slow KDF parameters). */
+  keyslot?: number;
+  /** Replace the file storage (tests inject faults through this). */
+  storage?: Storage;
+}
+
+/**
+ * Inspect a container without a key: which header copy wins and the state of each (SPEC §8).
+ * Throws `NO_VALID_HEADER`/`TRUNCATED` and friends for a damaged file.
+ */
+export async function inspectVolume(path: string): Promise<HeaderChoice> {
+  const storage = await FileStorage.open(path, { readOnly: true });
+  try {
+    const choice = await readHeaderChoice(storage);
+    await checkContainerLength(storage, choice);
+    return choice;
+  } finally {
+    await storage.close();
+  }
+}
+
+/**
+ * Open and unlock the volume in `path`. Tries every active keyslot with the secret
+ * (SPEC §4.2). Read-write opens take the exclusive lock and repair a damaged or stale header
+ * copy (SPEC §8). Throws `WRONG_PASSPHRASE`, `NO_VALID_HEADER`, `HEADER_TAMPERED`,
+ * `VOLUME_BUSY`, `TRUNCATED`, `KDF_LIMITS`, `UNSUPPORTED_FEATURE`, ...
+ */
+export async function openVolume(path: string, options: OpenOptions): Promise<Volume> {
+  const storage =
+    options.storage ?? (await FileStorage.open(path, { readOnly: options.readOnly === true }));
+  let lock: HeldLock | null = null;
+  let masterKey: Uint8Array | null = null;
+  try {
+    const choice = await readHeaderChoice(storage);
+    await checkContainerLength(storage, choice);
+    const readOnly = options.readOnly === true || checkFeatures(choice.fields.features).readOnly;
+    if (!readOnly) lock = await acquireLock(path);
+    const kdfInput = await resolveKdfInput(options);
+    let slot: number;
+    try {
+      ({ masterKey, slot } = await unlockKeyslots(choice.fields, kdfInput, options.keyslot));
+    } finally {
+      wipe(kdfInput);
+    }
+    const macKey = deriveHeaderMacKey(masterKey, choice.fields.uuid);
+    try {
+      // SPEC §8 step 6: nothing from the header is used to write before the MAC verifies.
+      if (!verifyHeaderMac(choice.winnerBytes, macKey)) {
+        throw new IntegrityError(
+          'HEADER_TAMPERED',
+          `header copy ${choice.winner}: authentication failed (modified without the key)`,
+        );
+      }
+      if (!readOnly && choice.repair.length > 0) {
+        await repairHeaderCopies(storage, choice, macKey);
+      }
+    } finally {
+      wipe(macKey);
+    }
+    const volume = new Volume({
+      path,
+      storage,
+      fields: choice.fields,
+      masterKey,
+      readOnly,
+      lock,
+      unlockedSlot: slot,
+    });
+    masterKey = null; // owned by the volume now
+    return volume;
+  } catch (err) {
+    if (masterKey) wipe(masterKey);
+    await storage.close();
+    await lock?.release();
+    throw err;
+  }
+}
+
+/** SPEC §10 row 18: the file must hold the whole data area. */
+async function checkContainerLength(storage: Storage, choice: HeaderChoice): Promise<void> {
+  const need = containerSizeOf(choice.fields);
+  const have = await storage.size();
+  if (have < need) {
+    throw new FormatError(
+      'TRUNCATED',
+      `container is truncated: ${have} bytes, the header says ${need}`,
+    );
+  }
+}

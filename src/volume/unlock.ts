@@ -1,0 +1,53 @@
+/**
+ * Unlocking (SPEC §4.2): try every active keyslot with the same KDF input until one's tag
+ * verifies. A wrong passphrase and a damaged keyslot give the same error on purpose.
+ */
+import { wipe } from '../../crypto/bytes.js';
+import { deriveArgon2id } from '../../crypto/kdf.js';
+import { MASTER_KEY_BYTES } from '../../volume-format/constants.js';
+import { AuthError, IntegrityError } from '../../volume-format/errors.js';
+import type { HeaderFields } from '../../volume-format/header.js';
+import { unwrapMasterKey } from '../../volume-format/keyslot.js';
+
+/** A master key and the keyslot that yielded it. The caller owns `masterKey` and wipes it. */
+export interface Unlocked {
+  masterKey: Uint8Array;
+  slot: number;
+}
+
+/**
+ * Try the active keyslots in index order (or only `onlySlot`). Throws `WRONG_PASSPHRASE` when
+ * none opens and `WEAK_KEY` for a master key with equal halves (SPEC §5.1).
+ */
+export async function unlockKeyslots(
+  fields: HeaderFields,
+  kdfInput: Uint8Array,
+  onlySlot?: number,
+): Promise<Unlocked> {
+  for (let i = 0; i < fields.keyslots.length; i++) {
+    const slot = fields.keyslots[i]!;
+    if (slot.state !== 'active' || (onlySlot !== undefined && i !== onlySlot)) continue;
+    // Parameters were checked against SPEC §11 when the header was decoded.
+    const kek = await deriveArgon2id(kdfInput, slot.kdfSalt, slot.kdf, 32);
+    try {
+      const masterKey = unwrapMasterKey(kek, fields.uuid, i, slot);
+      if (masterKey === null) continue;
+      checkKeyHalves(masterKey);
+      return { masterKey, slot: i };
+    } finally {
+      wipe(kek);
+    }
+  }
+  throw new AuthError('WRONG_PASSPHRASE', 'no key available with this passphrase');
+}
+
+/** SPEC §5.1: K1 must differ from K2 (XTS with equal halves is weak; OpenSSL refuses it). */
+function checkKeyHalves(masterKey: Uint8Array): void {
+  const half = MASTER_KEY_BYTES / 2;
+  let diff = 0;
+  for (let i = 0; i < half; i++) diff |= masterKey[i]! ^ masterKey[half + i]!;
+  if (diff === 0) {
+    wipe(masterKey);
+    throw new IntegrityError('WEAK_KEY', 'unlocking: master key halves are equal');
+  }
+}

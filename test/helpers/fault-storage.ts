@@ -1,0 +1,72 @@
+/**
+ * A Storage wrapper that simulates a crash: the N-th write (0-based) fails, optionally after
+ * writing only its first half (a torn write), and every operation after that fails too, as if
+ * the process had died. Counting mode (crashAt = Infinity) reports how many writes happen.
+ */
+import type { Storage } from '../../src/io/storage.js';
+
+/** Thrown by FaultStorage at the crash point. */
+export class SimulatedCrash extends Error {
+  constructor() {
+    super('simulated crash');
+  }
+}
+
+/** Storage that crashes at a chosen write. */
+export class FaultStorage implements Storage {
+  /** Writes that were started (including the crashing one). */
+  writes = 0;
+  crashed = false;
+
+  constructor(
+    private readonly inner: Storage,
+    private readonly crashAt: number = Infinity,
+    private readonly torn: boolean = false,
+  ) {}
+
+  private alive(): void {
+    if (this.crashed) throw new SimulatedCrash();
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    this.alive();
+    return this.inner.readAt(offset, length);
+  }
+
+  async writeAt(offset: number, data: Uint8Array): Promise<void> {
+    this.alive();
+    const index = this.writes++;
+    if (index === this.crashAt) {
+      this.crashed = true;
+      if (this.torn && data.length > 1) {
+        await this.inner.writeAt(offset, data.subarray(0, Math.floor(data.length / 2)));
+      }
+      throw new SimulatedCrash();
+    }
+    await this.inner.writeAt(offset, data);
+  }
+
+  async sync(): Promise<void> {
+    this.alive();
+    await this.inner.sync();
+  }
+
+  async syncData(): Promise<void> {
+    this.alive();
+    await this.inner.syncData();
+  }
+
+  async size(): Promise<number> {
+    this.alive();
+    return this.inner.size();
+  }
+
+  async truncate(length: number): Promise<void> {
+    this.alive();
+    await this.inner.truncate(length);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+}

@@ -1,0 +1,139 @@
+// Opening: wrong passphrase, busy lock, header repair, both copies damaged, truncation.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createVolume, inspectVolume, openVolume } from '../../src/index.js';
+import { TEST_KDF, makeTempDir } from '../helpers/tmp.js';
+
+const { dir, cleanup } = makeTempDir();
+const PASS = 'pass-one';
+
+async function fresh(name: string): Promise<string> {
+  const path = join(dir, name);
+  const v = await createVolume(path, { passphrase: PASS, sizeBytes: 1 << 20, kdf: TEST_KDF });
+  await v.write(0, Buffer.from('hello'));
+  await v.close();
+  return path;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    const v = await p;
+    await (v as { close?: () => Promise<void> }).close?.();
+    return 'ok';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+}
+
+function smash(path: string, offset: number, length = 4096): void {
+  const fd = openSync(path, 'r+');
+  writeSync(fd, randomBytes(length), 0, length, offset);
+  closeSync(fd);
+}
+
+test('wrong passphrase is WRONG_PASSPHRASE', async () => {
+  const path = await fresh('wrong.img');
+  assert.is(await codeOf(openVolume(path, { passphrase: 'nope' })), 'WRONG_PASSPHRASE');
+});
+
+test('a second read-write open is VOLUME_BUSY; a stale lock is taken over', async () => {
+  const path = await fresh('busy.img');
+  const v = await openVolume(path, { passphrase: PASS });
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'VOLUME_BUSY');
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'ok');
+  await v.close();
+  // A lock left by a dead process (pid that cannot exist) does not block.
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(`${path}.lock`, JSON.stringify({ pid: 2 ** 22 + 7, start: '1' }));
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'ok');
+});
+
+for (const [copy, offset] of [
+  ['A', 0],
+  ['B', 32768],
+] as const) {
+  test(`damaged copy ${copy} is repaired on the next read-write open`, async () => {
+    const path = await fresh(`repair-${copy}.img`);
+    smash(path, offset);
+    const before = await inspectVolume(path);
+    assert.is(before.copies[copy].status, 'corrupt');
+    const v = await openVolume(path, { passphrase: PASS });
+    assert.equal(Buffer.from(await v.read(0, 5)).toString(), 'hello');
+    await v.close();
+    const after = await inspectVolume(path);
+    assert.is(after.copies.A.status, 'ok');
+    assert.is(after.copies.B.status, 'ok');
+    assert.equal(after.repair, []);
+  });
+}
+
+test('both copies damaged: NO_VALID_HEADER, never WRONG_PASSPHRASE', async () => {
+  const path = await fresh('both.img');
+  smash(path, 0);
+  smash(path, 32768);
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'NO_VALID_HEADER');
+  assert.is(await codeOf(openVolume(path, { passphrase: 'nope' })), 'NO_VALID_HEADER');
+});
+
+test('truncated container: TRUNCATED; garbage file: NO_VALID_HEADER', async () => {
+  const path = await fresh('trunc.img');
+  truncateSync(path, 4 * 1024 * 1024 + 4096);
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'TRUNCATED');
+  truncateSync(path, 100);
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'NO_VALID_HEADER');
+  const junk = join(dir, 'junk.img');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(junk, randomBytes(6 * 1024 * 1024));
+  assert.is(await codeOf(openVolume(junk, { passphrase: PASS })), 'NO_VALID_HEADER');
+});
+
+test('a tampered header (checksum recomputed) is HEADER_TAMPERED after unlock', async () => {
+  const path = await fresh('tamper.img');
+  const { sha256 } = await import('../../crypto/hkdf.js');
+  for (const offset of [0, 32768]) {
+    const raw = readFileSync(path);
+    const copy = new Uint8Array(raw.subarray(offset, offset + 4096));
+    copy[16] = copy[16]! + 5; // raise seqid by 5 in both copies
+    copy.set(sha256(copy.subarray(0, 4064)), 4064);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, copy, 0, 4096, offset);
+    closeSync(fd);
+  }
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'HEADER_TAMPERED');
+});
+
+test('not found is NOT_FOUND', async () => {
+  assert.is(await codeOf(openVolume(join(dir, 'none.img'), { passphrase: PASS })), 'NOT_FOUND');
+});
+
+test('create refuses an existing file without force; force replaces it', async () => {
+  const path = await fresh('exists.img');
+  assert.is(
+    await codeOf(createVolume(path, { passphrase: 'x', sizeBytes: 1 << 20, kdf: TEST_KDF })),
+    'FILE_EXISTS',
+  );
+  assert.is(
+    await codeOf(
+      createVolume(path, { passphrase: 'x', sizeBytes: 1 << 20, kdf: TEST_KDF, force: true }),
+    ),
+    'ok',
+  );
+  assert.is(await codeOf(openVolume(path, { passphrase: 'x' })), 'ok');
+});
+
+test('KDF parameters above the limits are refused at creation', async () => {
+  const code = await codeOf(
+    createVolume(join(dir, 'kdf.img'), {
+      passphrase: 'x',
+      sizeBytes: 1 << 20,
+      kdf: { timeCost: 1, memoryKiB: 8 * 1024 * 1024, parallelism: 1 },
+    }),
+  );
+  assert.is(code, 'KDF_LIMITS');
+});
+
+test.after(cleanup);
+test.run();

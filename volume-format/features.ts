@@ -1,0 +1,41 @@
+/**
+ * Feature flags (SPEC §7): what a reader must do with each of the three 64-bit sets.
+ * Bits are handled as bigint because a flag set is a bit field, not a number.
+ */
+import { UnsupportedError } from './errors.js';
+
+/** The three feature sets of a header copy. */
+export interface FeatureFlags {
+  incompat: bigint;
+  roCompat: bigint;
+  compat: bigint;
+}
+
+/** SPEC §7: feature bits this implementation understands (none in v1). */
+export const KNOWN_FEATURES: Readonly<FeatureFlags> = {
+  incompat: 0n,
+  roCompat: 0n,
+  compat: 0n,
+};
+
+/** Feature flags of a brand-new volume. */
+export function noFeatures(): FeatureFlags {
+  return { incompat: 0n, roCompat: 0n, compat: 0n };
+}
+
+/**
+ * Decide what the features allow. Throws `UNSUPPORTED_FEATURE` for an unknown incompat bit
+ * (SPEC §7); returns `readOnly: true` when an unknown ro_compat bit is set. Unknown compat
+ * bits are ignored (and preserved by writers, which copy the whole set).
+ */
+export function checkFeatures(features: FeatureFlags): { readOnly: boolean } {
+  const unknownIncompat = features.incompat & ~KNOWN_FEATURES.incompat;
+  if (unknownIncompat !== 0n) {
+    throw new UnsupportedError(
+      'UNSUPPORTED_FEATURE',
+      `header: unknown incompatible feature bits 0x${unknownIncompat.toString(16)}`,
+    );
+  }
+  const unknownRoCompat = features.roCompat & ~KNOWN_FEATURES.roCompat;
+  return { readOnly: unknownRoCompat !== 0n };
+}

@@ -1,0 +1,107 @@
+/**
+ * Which header copy wins and what must be repaired (SPEC §8): a pure decision over the bytes
+ * read at both copy offsets.
+ */
+import type { HeaderCopyName } from './constants.js';
+import { CryptainerError, FormatError } from './errors.js';
+import { type HeaderFields, decodeHeaderCopy, sameHeaderContent } from './header.js';
+
+/** What `info` reports for a copy: valid and current, valid but behind, or invalid. */
+export type CopyStatus = 'ok' | 'stale' | 'corrupt';
+
+/** The verdict on one copy. */
+export interface CopyReport {
+  status: CopyStatus;
+  /** Set when the copy decoded. */
+  seqid?: number;
+  /** Set when the copy is corrupt: why. */
+  error?: CryptainerError;
+}
+
+/** The outcome of SPEC §8 steps 1–5. */
+export interface HeaderChoice {
+  winner: HeaderCopyName;
+  fields: HeaderFields;
+  /** Raw bytes of the winning copy (for MAC verification after unlock). */
+  winnerBytes: Uint8Array;
+  copies: Record<HeaderCopyName, CopyReport>;
+  /** Copies to rewrite from the winner (after unlock, on read-write opens). */
+  repair: HeaderCopyName[];
+}
+
+type Decoded = { ok: true; fields: HeaderFields } | { ok: false; error: CryptainerError };
+
+function tryDecode(bytes: Uint8Array | null, copy: HeaderCopyName): Decoded {
+  if (bytes === null) {
+    return { ok: false, error: new FormatError('HEADER_SHORT', `header copy ${copy}: unreadable`) };
+  }
+  try {
+    return { ok: true, fields: decodeHeaderCopy(bytes, copy) };
+  } catch (err) {
+    if (err instanceof CryptainerError) return { ok: false, error: err };
+    // A decoder bug must not be reported as a damaged volume: let it surface.
+    throw err;
+  }
+}
+
+/**
+ * Decide which copy wins (SPEC §8). `bytesA`/`bytesB` are what was read at each copy's offset
+ * (`null` if unreadable). Throws `NO_VALID_HEADER`, or the shared volume-level reason
+ * (`UNSUPPORTED_FEATURE`, `KDF_LIMITS`, `UNSUPPORTED_VERSION`) when both copies fail with it.
+ */
+export function planHeaderChoice(
+  bytesA: Uint8Array | null,
+  bytesB: Uint8Array | null,
+): HeaderChoice {
+  const a = tryDecode(bytesA, 'A');
+  const b = tryDecode(bytesB, 'B');
+  if (!a.ok && !b.ok) {
+    const shared = ['UNSUPPORTED_FEATURE', 'KDF_LIMITS', 'UNSUPPORTED_VERSION'];
+    if (a.error.code === b.error.code && shared.includes(a.error.code)) {
+      throw a.error;
+    }
+    throw new FormatError(
+      'NO_VALID_HEADER',
+      `no valid header: copy A: ${a.error.message}; copy B: ${b.error.message}`,
+      { cause: a.error },
+    );
+  }
+  if (a.ok && !b.ok) {
+    return result('A', a.fields, bytesA!, { status: 'corrupt', error: b.error }, ['B']);
+  }
+  if (!a.ok && b.ok) {
+    return result('B', b.fields, bytesB!, { status: 'corrupt', error: a.error }, ['A']);
+  }
+  const fa = (a as { fields: HeaderFields }).fields;
+  const fb = (b as { fields: HeaderFields }).fields;
+  if (fb.seqid > fa.seqid) {
+    return result('B', fb, bytesB!, { status: 'stale', seqid: fa.seqid }, ['A']);
+  }
+  if (fa.seqid > fb.seqid) {
+    return result('A', fa, bytesA!, { status: 'stale', seqid: fb.seqid }, ['B']);
+  }
+  // Equal seqids: A wins; B is rewritten only if it says something else (SPEC §8 step 5).
+  const same = sameHeaderContent(fa, fb);
+  return result(
+    'A',
+    fa,
+    bytesA!,
+    same ? { status: 'ok', seqid: fb.seqid } : { status: 'stale', seqid: fb.seqid },
+    same ? [] : ['B'],
+  );
+}
+
+function result(
+  winner: HeaderCopyName,
+  fields: HeaderFields,
+  winnerBytes: Uint8Array,
+  loser: CopyReport,
+  repair: HeaderCopyName[],
+): HeaderChoice {
+  const other: HeaderCopyName = winner === 'A' ? 'B' : 'A';
+  const copies = { [winner]: { status: 'ok', seqid: fields.seqid }, [other]: loser } as Record<
+    HeaderCopyName,
+    CopyReport
+  >;
+  return { winner, fields, winnerBytes: winnerBytes.slice(0, 4096), copies, repair };
+}
