@@ -107,3 +107,31 @@ export const KEYSLOT_AAD_PREFIX_BYTES = 56;
 
 /** SPEC §1: largest integer a u64 field may hold. */
 export const MAX_SAFE_U64 = Number.MAX_SAFE_INTEGER;
+
+/** SPEC §13: header backup file: magic `CRYPTBAK`, version 1, both copies verbatim. */
+export const BACKUP_MAGIC = new TextEncoder().encode('CRYPTBAK');
+export const BACKUP_VERSION = 1;
+/** SPEC §13.1: number of header copies a backup holds (A then B). */
+export const BACKUP_COPY_COUNT = 2;
+/** SPEC §13.1: preamble 512 bytes, two 4096-byte copies, 32-byte checksum. */
+export const BACKUP_SIZE = 512 + 2 * 4096 + 32;
+
+/** SPEC §13.1: field offsets inside a header backup file. */
+export const BACKUP_FIELD_OFFSETS = {
+  magic: 0,
+  backupVersion: 8,
+  formatVersion: 12,
+  uuid: 16,
+  seqid: 32,
+  sectorSize: 40,
+  copySize: 44,
+  journalOffset: 48,
+  journalSize: 56,
+  dataOffset: 64,
+  dataSize: 72,
+  copyCount: 80,
+  reserved: 84,
+  copyA: 512,
+  copyB: 512 + 4096,
+  checksum: 512 + 2 * 4096,
+} as const;

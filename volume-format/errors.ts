@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'NO_VALID_HEADER'
   | 'TRUNCATED'
   | 'BACKUP_INVALID'
+  | 'BACKUP_MISMATCH'
   // integrity: valid-looking bytes that fail a keyed check
   | 'HEADER_TAMPERED'
   | 'WEAK_KEY'

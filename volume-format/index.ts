@@ -1,4 +1,5 @@
 /** Pure encode/decode/validate of format v1 on-disk structures (SPEC.md). No I/O here. */
+export * from './backup.js';
 export * from './constants.js';
 export * from './errors.js';
 export * from './features.js';
