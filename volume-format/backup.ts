@@ -78,15 +78,7 @@ export function decodeHeaderBackup(bytes: Uint8Array): HeaderBackup {
   const bad = (why: string, cause?: unknown): never => {
     throw new FormatError('BACKUP_INVALID', `header backup: ${why}`, { cause });
   };
-  if (bytes.length < K.formatVersion) bad(`only ${bytes.length} bytes`);
-  if (!constantTimeEqual(bytes.subarray(0, MAGIC_BYTES), BACKUP_MAGIC)) {
-    bad('not a cryptainer header backup (bad magic)');
-  }
-  const version = readU32LE(bytes, K.backupVersion);
-  if (version !== BACKUP_VERSION) {
-    throw new UnsupportedError('UNSUPPORTED_VERSION', `header backup: backup version ${version}`);
-  }
-  if (bytes.length !== BACKUP_SIZE) bad(`length ${bytes.length}, expected ${BACKUP_SIZE}`);
+  checkBackupPrefix(bytes, bytes.length);
   const expected = sha256(bytes.subarray(0, K.checksum));
   if (!constantTimeEqual(expected, bytes.subarray(K.checksum, K.checksum + 32))) {
     bad('checksum mismatch (the file is damaged)');
@@ -128,6 +120,26 @@ export function decodeHeaderBackup(bytes: Uint8Array): HeaderBackup {
   if (preamble.seqid !== fields.seqid) bad('seqid does not match its header copies');
   if (!sameLayout(preamble, fields)) bad('layout does not match its header copies');
   return { fields, copies };
+}
+
+/**
+ * The first checks of SPEC §13.3 on the start of a file whose full length is `totalLength`:
+ * magic, backup version, then length. Lets a reader reject a wrong-sized file from its first
+ * bytes without reading all of it. Throws `BACKUP_INVALID` or `UNSUPPORTED_VERSION`.
+ */
+export function checkBackupPrefix(prefix: Uint8Array, totalLength: number): void {
+  const bad = (why: string): never => {
+    throw new FormatError('BACKUP_INVALID', `header backup: ${why}`);
+  };
+  if (prefix.length < K.formatVersion) bad(`only ${prefix.length} bytes`);
+  if (!constantTimeEqual(prefix.subarray(0, MAGIC_BYTES), BACKUP_MAGIC)) {
+    bad('not a cryptainer header backup (bad magic)');
+  }
+  const version = readU32LE(prefix, K.backupVersion);
+  if (version !== BACKUP_VERSION) {
+    throw new UnsupportedError('UNSUPPORTED_VERSION', `header backup: backup version ${version}`);
+  }
+  if (totalLength !== BACKUP_SIZE) bad(`length ${totalLength}, expected ${BACKUP_SIZE}`);
 }
 
 /**

@@ -8,6 +8,12 @@ import { CryptainerError } from '../../volume-format/errors.js';
 import { registerCheck } from './commands/check.js';
 import { registerCreate } from './commands/create.js';
 import { registerInfo } from './commands/info.js';
+import { registerAddKey } from './commands/add-key.js';
+import { registerRemoveKey } from './commands/remove-key.js';
+import { registerChangeKey } from './commands/change-key.js';
+import { registerHeaderBackup } from './commands/header-backup.js';
+import { registerHeaderRestore } from './commands/header-restore.js';
+import { registerRepair } from './commands/repair.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /** Build the program with every command registered. */
@@ -21,6 +27,12 @@ export function buildProgram(): Command {
   registerCreate(program);
   registerInfo(program);
   registerCheck(program);
+  registerAddKey(program);
+  registerRemoveKey(program);
+  registerChangeKey(program);
+  registerHeaderBackup(program);
+  registerHeaderRestore(program);
+  registerRepair(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -1,0 +1,71 @@
+/**
+ * `cryptainer header-restore FILE BACKUP [--yes]`: write both header copies back from a backup
+ * (SPEC §13.4) after checking that it is intact and belongs to FILE.
+ */
+import type { Command } from 'commander';
+import { FileStorage } from '../../io/file-storage.js';
+import {
+  type RestoreTarget,
+  planRestoreTarget,
+  readHeaderBackup,
+  restoreHeaderBackup,
+} from '../../volume/backup.js';
+import { confirmOrAbort } from '../prompt.js';
+import { note, out, outJson } from '../output.js';
+import { BACKUP_KEEPS_OLD_KEYS, describeBackup, describeTarget } from './header-backup.js';
+
+/** Register the command. */
+export function registerHeaderRestore(program: Command): void {
+  program
+    .command('header-restore')
+    .description('restore both header copies of a container from a header backup')
+    .argument('<file>', 'container file')
+    .argument('<backup>', 'header backup file (from header-backup)')
+    .option('--yes', 'do not ask for confirmation')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+The backup must be intact and belong to FILE (same uuid and layout); a backup of another
+volume is refused and FILE is not touched. If FILE has no valid header left, nothing can be
+compared: you are warned and asked to confirm.
+After a restore, exactly the keyslots in the backup unlock the volume: passphrases added or
+changed since the backup stop working, removed ones work again.
+${BACKUP_KEEPS_OLD_KEYS}`,
+    )
+    .action(async (file: string, backupPath: string, opts: Record<string, unknown>) => {
+      const backup = await readHeaderBackup(backupPath);
+      const info = describeBackup(backupPath, backup);
+      let target: RestoreTarget;
+      const storage = await FileStorage.open(file, { readOnly: true });
+      try {
+        target = await planRestoreTarget(storage, backup); // BACKUP_MISMATCH: nothing written
+      } finally {
+        await storage.close();
+      }
+      for (const line of describeTarget(file, target)) {
+        note(target.kind === 'match' ? line : `WARNING: ${line}`);
+      }
+      const now = target.current?.fields.keyslots.flatMap((s, i) =>
+        s.state === 'active' ? [i] : [],
+      );
+      const slots = (info.activeKeyslots as number[]).join(', ');
+      note(
+        `the backup is at seqid ${backup.fields.seqid} with keyslots ${slots}` +
+          (now
+            ? `; ${file} is at seqid ${target.current!.fields.seqid} with keyslots ${now.join(', ')}`
+            : '') +
+          '. Keys added or changed since the backup stop working; removed ones work again.',
+      );
+      await confirmOrAbort(
+        `Replace both header copies of ${file} with ${backupPath}?`,
+        opts.yes === true,
+      );
+      await restoreHeaderBackup(file, backup);
+      if (opts.json) outJson({ path: file, restored: true, target: target.kind, ...info });
+      else
+        out(
+          `restored both header copies of ${file} from ${backupPath} (seqid ${backup.fields.seqid}, keyslots ${slots})`,
+        );
+    });
+}
