@@ -19,3 +19,22 @@ export * from '../volume-format/errors.js';
 export type { HeaderFields } from '../volume-format/header.js';
 export type { HeaderChoice, CopyReport, CopyStatus } from '../volume-format/header-copies.js';
 export type { Argon2idParams } from '../crypto/kdf.js';
+export {
+  addKeyslot,
+  removeKeyslot,
+  changeKeyslot,
+  activeKeyslots,
+  type AddKeyslotOptions,
+  type RemoveKeyslotOptions,
+  type NewKeyKdf,
+} from './volume/keyslots.js';
+export {
+  writeHeaderBackup,
+  readHeaderBackup,
+  planRestoreTarget,
+  restoreHeaderBackup,
+  type RestoreTarget,
+  type RestoreOptions,
+} from './volume/backup.js';
+export { repairVolume, type RepairReport, type RepairedCopy } from './volume/repair.js';
+export type { HeaderBackup } from '../volume-format/backup.js';
