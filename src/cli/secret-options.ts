@@ -25,7 +25,11 @@ export function addSecretOptions(cmd: Command, withKeyslot = true): Command {
       '--passphrase-file <path>',
       'read the passphrase from a file (one trailing newline removed); "-" reads stdin',
     )
-    .option('--key-file <path>', 'use a keyfile as well (repeatable; order does not matter)', collect);
+    .option(
+      '--key-file <path>',
+      'use a keyfile as well (repeatable; order does not matter)',
+      collect,
+    );
   if (withKeyslot) {
     cmd.addOption(
       new Option('--keyslot <n>', 'try only this keyslot (0-7)').argParser((v) =>

@@ -159,7 +159,7 @@ export async function fillEncryptedZeros(
   try {
     const zeros = new Uint8Array(FILL_CHUNK_BYTES);
     const total = (endSector - firstSector) * ss;
-    for (let sector = firstSector; sector < endSector; ) {
+    for (let sector = firstSector; sector < endSector;) {
       const n = Math.min(endSector - sector, FILL_CHUNK_BYTES / ss);
       const cipher = xts.encryptSectors(zeros.subarray(0, n * ss), sector);
       await storage.writeAt(fields.dataOffset + sector * ss, cipher);

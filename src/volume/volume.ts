@@ -208,7 +208,7 @@ export class Volume {
   private async readSectorsUnlocked(first: number, count: number): Promise<Uint8Array> {
     const ss = this.sectorSize;
     const out = new Uint8Array(count * ss);
-    for (let done = 0; done < count; ) {
+    for (let done = 0; done < count;) {
       const n = Math.min(count - done, MAX_BATCH_BYTES / ss);
       const offset = this.fieldsNow.dataOffset + (first + done) * ss;
       const cipher = await this.storage.readAt(offset, n * ss);
@@ -224,9 +224,12 @@ export class Volume {
   private async writeSectorsUnlocked(first: number, data: Uint8Array): Promise<void> {
     const ss = this.sectorSize;
     const count = data.length / ss;
-    for (let done = 0; done < count; ) {
+    for (let done = 0; done < count;) {
       const n = Math.min(count - done, MAX_BATCH_BYTES / ss);
-      const cipher = this.xts.encryptSectors(data.subarray(done * ss, (done + n) * ss), first + done);
+      const cipher = this.xts.encryptSectors(
+        data.subarray(done * ss, (done + n) * ss),
+        first + done,
+      );
       await this.storage.writeAt(this.fieldsNow.dataOffset + (first + done) * ss, cipher);
       done += n;
     }
@@ -253,7 +256,12 @@ export class Volume {
 
   private checkByteRange(offset: number, length: number): void {
     this.checkOpen();
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0
+    ) {
       throw new RangeError(`byte range ${offset}+${length} is invalid`);
     }
     if (offset + length > this.sizeBytes) {

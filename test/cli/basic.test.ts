@@ -2,7 +2,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../crypto/hkdf.js';
 import { CHEAP_KDF, runCli } from '../helpers/cli.js';
@@ -16,7 +24,16 @@ writeFileSync(wrongFile, 'not it\n');
 
 function make(name: string, extra: string[] = []): string {
   const path = join(dir, name);
-  const r = runCli(['create', path, '--size', '8M', '--passphrase-file', passFile, ...CHEAP_KDF, ...extra]);
+  const r = runCli([
+    'create',
+    path,
+    '--size',
+    '8M',
+    '--passphrase-file',
+    passFile,
+    ...CHEAP_KDF,
+    ...extra,
+  ]);
   assert.is(r.status, 0, r.stderr);
   return path;
 }
@@ -79,7 +96,10 @@ test('damaged copy is repaired by check; both damaged is exit 4 "no valid header
   writeSync(fd2, randomBytes(4096), 0, 4096, 0);
   writeSync(fd2, randomBytes(4096), 0, 4096, 32768);
   closeSync(fd2);
-  for (const args of [['check', path, '--passphrase-file', passFile], ['info', path]]) {
+  for (const args of [
+    ['check', path, '--passphrase-file', passFile],
+    ['info', path],
+  ]) {
     const r = runCli(args);
     assert.is(r.status, 4);
     oneLine(r.stderr);
@@ -115,7 +135,16 @@ test('KDF parameters above the limits on disk: exit 8 before any Argon2 runs', (
   assert.is(r.status, 8, r.stderr);
   assert.match(r.stderr, /kdf memory/);
   assert.ok(Date.now() - start < 5000);
-  const t = runCli(['create', join(dir, 'kdf2.img'), '--size', '4M', '--passphrase-file', passFile, '--kdf-memory', '8G']);
+  const t = runCli([
+    'create',
+    join(dir, 'kdf2.img'),
+    '--size',
+    '4M',
+    '--passphrase-file',
+    passFile,
+    '--kdf-memory',
+    '8G',
+  ]);
   assert.is(t.status, 8);
 });
 
@@ -127,7 +156,15 @@ test('create refuses an existing file without --force (exit 1) and bad sizes', (
   oneLine(r.stderr);
   assert.ok(before.equals(readFileSync(path)), 'existing file untouched');
   for (const size of ['12Q', '-5M', '0', 'abc', '1000']) {
-    const b = runCli(['create', join(dir, 'bad.img'), '--size', size, '--passphrase-file', passFile, ...CHEAP_KDF]);
+    const b = runCli([
+      'create',
+      join(dir, 'bad.img'),
+      '--size',
+      size,
+      '--passphrase-file',
+      passFile,
+      ...CHEAP_KDF,
+    ]);
     assert.is(b.status, 1, `size ${size}: ${b.stderr}`);
   }
 });
@@ -136,11 +173,26 @@ test('info --dump-master-key needs the passphrase and --yes off a terminal', () 
   const path = make('dump.img');
   const refused = runCli(['info', path, '--dump-master-key', '--passphrase-file', passFile]);
   assert.is(refused.status, 1);
-  const r = runCli(['info', path, '--dump-master-key', '--yes', '--passphrase-file', passFile, '--json']);
+  const r = runCli([
+    'info',
+    path,
+    '--dump-master-key',
+    '--yes',
+    '--passphrase-file',
+    passFile,
+    '--json',
+  ]);
   assert.is(r.status, 0, r.stderr);
   assert.match(JSON.parse(r.stdout).masterKey, /^[0-9a-f]{128}$/);
   assert.match(r.stderr, /WARNING/);
-  const wrong = runCli(['info', path, '--dump-master-key', '--yes', '--passphrase-file', wrongFile]);
+  const wrong = runCli([
+    'info',
+    path,
+    '--dump-master-key',
+    '--yes',
+    '--passphrase-file',
+    wrongFile,
+  ]);
   assert.is(wrong.status, 2);
 });
 

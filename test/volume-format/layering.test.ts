@@ -16,7 +16,11 @@ const FORBIDDEN_IMPORTS = [
   /from ['"]@inquirer\//,
   /from ['"]\.\.\/src\//,
 ];
-const FORBIDDEN_USES = [/\bprocess\./, /randomBytes|getRandomValues|randomFill|Math\.random/, /Date\.now|performance\.now/];
+const FORBIDDEN_USES = [
+  /\bprocess\./,
+  /randomBytes|getRandomValues|randomFill|Math\.random/,
+  /Date\.now|performance\.now/,
+];
 
 function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir))
@@ -49,16 +53,27 @@ test('crypto/ imports nothing of ours; volume-format/ imports only crypto/', () 
 });
 
 test('argon2 is imported only by crypto/kdf.ts, fuse-native by one adapter', () => {
-  const all = ['crypto', 'volume-format', 'src', 'src/io', 'src/volume', 'src/cli', 'src/cli/commands', 'src/drive']
-    .flatMap((d) => {
-      try {
-        return sources(d);
-      } catch {
-        return [];
-      }
-    });
+  const all = [
+    'crypto',
+    'volume-format',
+    'src',
+    'src/io',
+    'src/volume',
+    'src/cli',
+    'src/cli/commands',
+    'src/drive',
+  ].flatMap((d) => {
+    try {
+      return sources(d);
+    } catch {
+      return [];
+    }
+  });
   const argon = all.filter((f) => /from ['"]argon2['"]/.test(readFileSync(f, 'utf8')));
-  assert.equal(argon.map((f) => f.slice(ROOT.length)), ['crypto/kdf.ts']);
+  assert.equal(
+    argon.map((f) => f.slice(ROOT.length)),
+    ['crypto/kdf.ts'],
+  );
   const fuse = all.filter((f) => /from ['"]fuse-native['"]/.test(readFileSync(f, 'utf8')));
   assert.ok(fuse.length <= 1, `fuse-native imported by ${fuse.join(', ')}`);
 });

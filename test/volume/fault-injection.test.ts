@@ -108,7 +108,9 @@ test('header update: a crash at any write opens with the old or the new key set'
       else sawOld++;
     }
   }
-  console.log(`    header update: ${points} crash points (${sawOld} old state, ${sawNew} new state)`);
+  console.log(
+    `    header update: ${points} crash points (${sawOld} old state, ${sawNew} new state)`,
+  );
   assert.ok(points >= 4);
   assert.ok(sawOld > 0 && sawNew > 0);
 });

@@ -15,7 +15,12 @@ for (const sectorSize of [512, 4096]) {
   test(`random unaligned writes survive reopen (${sectorSize}-byte sectors)`, async () => {
     const path = join(dir, `rw-${sectorSize}.img`);
     const size = 2 * 1024 * 1024;
-    const v = await createVolume(path, { passphrase: PASS, sizeBytes: size, sectorSize, kdf: TEST_KDF });
+    const v = await createVolume(path, {
+      passphrase: PASS,
+      sizeBytes: size,
+      sectorSize,
+      kdf: TEST_KDF,
+    });
     const model = new Uint8Array(size); // what the drive should contain
     assert.equal(await v.read(0, 8192), new Uint8Array(8192), 'a new volume reads as zeros');
     let seed = 12345;

@@ -28,7 +28,8 @@ export function registerCheck(program: Command): void {
       const slot = volume.unlockedSlot;
       await volume.close();
       const repaired = opts.readOnly ? [] : before.repair;
-      if (opts.json) outJson({ path: file, ok: true, keyslot: slot, repairedHeaderCopies: repaired });
+      if (opts.json)
+        outJson({ path: file, ok: true, keyslot: slot, repairedHeaderCopies: repaired });
       else {
         out(`ok: keyslot ${slot} unlocks ${file}`);
         for (const c of repaired) out(`repaired header copy ${c} from copy ${before.winner}`);

@@ -32,66 +32,72 @@ export function registerCreate(program: Command): void {
     .option('--force', 'replace an existing file (only once the new volume is complete)')
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd, false);
-  cmd.action(async (file: string, opts: Record<string, string | boolean | string[] | undefined>) => {
-    const sizeBytes = parseSize(opts.size as string, 'size');
-    const explicit = opts.kdfMemory !== undefined || opts.kdfTime !== undefined;
-    const parallelism =
-      opts.kdfParallelism !== undefined
-        ? parsePositiveInt(opts.kdfParallelism as string, 'kdf parallelism')
-        : undefined;
-    const secret = await secretFrom(
-      opts as { passphraseFile?: string; keyFile?: string[] },
-      `New passphrase for ${file}`,
-      true,
-    );
-    const bar = progress('filling');
-    if (!explicit) note('measuring this machine to tune Argon2id...');
-    try {
-      const volume = await createVolume(file, {
-        ...secret,
-        sizeBytes,
-        sectorSize: Number(opts.sectorSize),
-        ...(explicit
-          ? {
-              kdf: {
-                memoryKiB:
-                  opts.kdfMemory !== undefined ? parseMemoryKiB(opts.kdfMemory as string) : 1048576,
-                timeCost:
-                  opts.kdfTime !== undefined ? parsePositiveInt(opts.kdfTime as string, 'kdf time') : 4,
-                parallelism: parallelism ?? 4,
-              },
-            }
-          : {
-              kdfTuning: {
-                ...(opts.iterTime !== undefined
-                  ? { targetMs: parsePositiveInt(opts.iterTime as string, 'iter time') }
-                  : {}),
-                ...(opts.kdfMaxMemory !== undefined
-                  ? { maxMemoryKiB: parseMemoryKiB(opts.kdfMaxMemory as string) }
-                  : {}),
-                ...(parallelism !== undefined ? { parallelism } : {}),
-              },
-            }),
-        force: opts.force === true,
-        onProgress: bar.update,
-      });
-      bar.done();
-      const header = volume.header;
-      await volume.close();
-      const slot = header.keyslots[0]!;
-      const result = {
-        path: file,
-        uuid: formatUuid(header.uuid),
-        sizeBytes: header.dataSize,
-        sectorSize: header.sectorSize,
-        keyslot: 0,
-        kdf: slot.state === 'active' ? slot.kdf : null,
-      };
-      if (opts.json) outJson(result);
-      else out(`created ${file}: uuid ${result.uuid}, keyslot 0 (${kdfSummary(slot)})`);
-    } finally {
-      bar.done();
-      if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
-    }
-  });
+  cmd.action(
+    async (file: string, opts: Record<string, string | boolean | string[] | undefined>) => {
+      const sizeBytes = parseSize(opts.size as string, 'size');
+      const explicit = opts.kdfMemory !== undefined || opts.kdfTime !== undefined;
+      const parallelism =
+        opts.kdfParallelism !== undefined
+          ? parsePositiveInt(opts.kdfParallelism as string, 'kdf parallelism')
+          : undefined;
+      const secret = await secretFrom(
+        opts as { passphraseFile?: string; keyFile?: string[] },
+        `New passphrase for ${file}`,
+        true,
+      );
+      const bar = progress('filling');
+      if (!explicit) note('measuring this machine to tune Argon2id...');
+      try {
+        const volume = await createVolume(file, {
+          ...secret,
+          sizeBytes,
+          sectorSize: Number(opts.sectorSize),
+          ...(explicit
+            ? {
+                kdf: {
+                  memoryKiB:
+                    opts.kdfMemory !== undefined
+                      ? parseMemoryKiB(opts.kdfMemory as string)
+                      : 1048576,
+                  timeCost:
+                    opts.kdfTime !== undefined
+                      ? parsePositiveInt(opts.kdfTime as string, 'kdf time')
+                      : 4,
+                  parallelism: parallelism ?? 4,
+                },
+              }
+            : {
+                kdfTuning: {
+                  ...(opts.iterTime !== undefined
+                    ? { targetMs: parsePositiveInt(opts.iterTime as string, 'iter time') }
+                    : {}),
+                  ...(opts.kdfMaxMemory !== undefined
+                    ? { maxMemoryKiB: parseMemoryKiB(opts.kdfMaxMemory as string) }
+                    : {}),
+                  ...(parallelism !== undefined ? { parallelism } : {}),
+                },
+              }),
+          force: opts.force === true,
+          onProgress: bar.update,
+        });
+        bar.done();
+        const header = volume.header;
+        await volume.close();
+        const slot = header.keyslots[0]!;
+        const result = {
+          path: file,
+          uuid: formatUuid(header.uuid),
+          sizeBytes: header.dataSize,
+          sectorSize: header.sectorSize,
+          keyslot: 0,
+          kdf: slot.state === 'active' ? slot.kdf : null,
+        };
+        if (opts.json) outJson(result);
+        else out(`created ${file}: uuid ${result.uuid}, keyslot 0 (${kdfSummary(slot)})`);
+      } finally {
+        bar.done();
+        if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
+      }
+    },
+  );
 }

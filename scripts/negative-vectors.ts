@@ -1,0 +1,243 @@
+/**
+ * Malformed-header cases for the format vectors (SPEC §10): each mutates a valid copy A and
+ * names the error code a reader must report. The generator writes one vector file per case;
+ * the checksum is recomputed after the mutation (unless `reseal` is false) so each case
+ * exercises the field rule, not just the checksum.
+ */
+import { HEADER_FIELD_OFFSETS as H } from '../volume-format/constants.js';
+
+/** One malformed-header case. */
+export interface NegativeVector {
+  /** File name stem: test/vectors/<name>.vector */
+  name: string;
+  description: string;
+  /** Edit the 4096-byte copy in place. */
+  mutate: (copy: Uint8Array, view: DataView) => void;
+  /** Recompute the checksum after mutating (default true). */
+  reseal?: boolean;
+  /** The error code decodeHeaderCopy must throw. */
+  expect: string;
+}
+
+const KS = H.keyslots; // keyslot 0
+
+/** SPEC §10, row by row. */
+export const NEGATIVE_VECTORS: NegativeVector[] = [
+  {
+    name: 'bad-checksum',
+    description: 'one bit of data_size flipped, checksum not recomputed',
+    mutate: (c) => (c[H.dataSize]! ^= 1),
+    reseal: false,
+    expect: 'HEADER_CHECKSUM',
+  },
+  {
+    name: 'bad-magic',
+    description: 'magic of copy B at copy A offset',
+    mutate: (c) => c.set(new TextEncoder().encode('NIATPYRC'), 0),
+    expect: 'HEADER_MAGIC',
+  },
+  {
+    name: 'version-2',
+    description: 'format_version = 2',
+    mutate: (_c, v) => v.setUint32(H.formatVersion, 2, true),
+    expect: 'UNSUPPORTED_VERSION',
+  },
+  {
+    name: 'header-size',
+    description: 'header_size = 8192',
+    mutate: (_c, v) => v.setUint32(H.headerSize, 8192, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'seqid-zero',
+    description: 'seqid = 0',
+    mutate: (_c, v) => v.setBigUint64(H.seqid, 0n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'seqid-overflow',
+    description: 'seqid = 2^53 (above the u64 limit of SPEC §1)',
+    mutate: (_c, v) => v.setBigUint64(H.seqid, 1n << 53n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'uuid-zero',
+    description: 'uuid all zero',
+    mutate: (c) => c.fill(0, H.uuid, H.uuid + 16),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'unknown-incompat',
+    description: 'feature_incompat bit 0 set (unknown to v1)',
+    mutate: (_c, v) => v.setBigUint64(H.featureIncompat, 1n, true),
+    expect: 'UNSUPPORTED_FEATURE',
+  },
+  {
+    name: 'cipher',
+    description: 'cipher = 2',
+    mutate: (_c, v) => v.setUint32(H.cipher, 2, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'sector-size',
+    description: 'sector_size = 1024',
+    mutate: (_c, v) => v.setUint32(H.sectorSize, 1024, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'journal-offset',
+    description: 'journal_offset = 0 (overlaps the header copies)',
+    mutate: (_c, v) => v.setBigUint64(H.journalOffset, 0n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'journal-size-unaligned',
+    description: 'journal_size = 4097',
+    mutate: (_c, v) => v.setBigUint64(H.journalSize, 4097n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'journal-size-huge',
+    description: 'journal_size = 128 MiB (above 64 MiB)',
+    mutate: (_c, v) => v.setBigUint64(H.journalSize, 128n << 20n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-overlaps-journal',
+    description: 'data_offset = 2 MiB, inside the journal area',
+    mutate: (_c, v) => v.setBigUint64(H.dataOffset, 2n << 20n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-size-zero',
+    description: 'data_size = 0',
+    mutate: (_c, v) => v.setBigUint64(H.dataSize, 0n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-size-unaligned',
+    description: 'data_size not a multiple of sector_size',
+    mutate: (_c, v) => v.setBigUint64(H.dataSize, 4096n * 3n + 512n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-end-overflow',
+    description: 'data_offset + data_size > 2^53 - 1',
+    mutate: (_c, v) => v.setBigUint64(H.dataSize, (1n << 53n) - 4096n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-size-u64-max',
+    description: 'data_size = 2^64 - 4096',
+    mutate: (_c, v) => v.setBigUint64(H.dataSize, (1n << 64n) - 4096n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslot-count',
+    description: 'keyslot_count = 9 (table would overrun the copy)',
+    mutate: (_c, v) => v.setUint32(H.keyslotCount, 9, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslot-size',
+    description: 'keyslot_size = 4096',
+    mutate: (_c, v) => v.setUint32(H.keyslotSize, 4096, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslots-offset',
+    description: 'keyslots_offset = 4000 (keyslot table outside its area)',
+    mutate: (_c, v) => v.setUint32(H.keyslotsOffset, 4000, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'reserved-nonzero',
+    description: 'a reserved byte after keyslots_offset is 1',
+    mutate: (c) => (c[H.reserved0] = 1),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'feature-area-nonzero',
+    description: 'feature_area byte set with no feature flag',
+    mutate: (c) => (c[H.featureArea + 10] = 1),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslot-state',
+    description: 'keyslot 0 state = 7',
+    mutate: (_c, v) => v.setUint16(KS, 7, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-inactive-dirty',
+    description: 'inactive keyslot 3 with a non-zero byte',
+    mutate: (c) => (c[KS + 3 * 256 + 80] = 0xff),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-kdf-algorithm',
+    description: 'keyslot 0 kdf_algorithm = 2',
+    mutate: (_c, v) => v.setUint16(KS + 2, 2, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-wrap-algorithm',
+    description: 'keyslot 0 wrap_algorithm = 2',
+    mutate: (_c, v) => v.setUint16(KS + 48, 2, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-key-bytes',
+    description: 'keyslot 0 key_bytes = 65535 (longer than its field)',
+    mutate: (_c, v) => v.setUint16(KS + 50, 65535, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-flags',
+    description: 'keyslot 0 flags = 1',
+    mutate: (_c, v) => v.setUint32(KS + 52, 1, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'kdf-memory-over-limit',
+    description: 'keyslot 0 kdf_memory_kib = 4 GiB + 1 KiB',
+    mutate: (_c, v) => v.setUint32(KS + 8, 4 * 1024 * 1024 + 1, true),
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'kdf-memory-u32-max',
+    description: 'keyslot 0 kdf_memory_kib = 2^32 - 1',
+    mutate: (_c, v) => v.setUint32(KS + 8, 0xffffffff, true),
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'kdf-memory-below-8p',
+    description: 'keyslot 0 kdf_memory_kib = 7 with p = 1',
+    mutate: (_c, v) => v.setUint32(KS + 8, 7, true),
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'kdf-time-zero',
+    description: 'keyslot 0 kdf_time = 0',
+    mutate: (_c, v) => v.setUint32(KS + 4, 0, true),
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'kdf-time-over-limit',
+    description: 'keyslot 0 kdf_time = 33',
+    mutate: (_c, v) => v.setUint32(KS + 4, 33, true),
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'kdf-parallelism-zero',
+    description: 'keyslot 0 kdf_parallelism = 0',
+    mutate: (_c, v) => v.setUint32(KS + 12, 0, true),
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'kdf-parallelism-over-limit',
+    description: 'keyslot 0 kdf_parallelism = 17',
+    mutate: (_c, v) => v.setUint32(KS + 12, 17, true),
+    expect: 'KDF_LIMITS',
+  },
+];
