@@ -32,7 +32,7 @@ import { CryptainerError, FormatError, UnsupportedError } from './errors.js';
 import { type HeaderFields, decodeHeaderCopy, formatUuid, sameHeaderContent } from './header.js';
 import type { Layout } from './layout.js';
 
-/** A decoded, validated header backup. */
+/** A decoded, validated header backup (its byte arrays are copies, never views of the input). */
 export interface HeaderBackup {
   /** What both embedded copies say (they are equal apart from magic, MAC and checksum). */
   fields: HeaderFields;
@@ -101,7 +101,7 @@ export function decodeHeaderBackup(bytes: Uint8Array): HeaderBackup {
     }
   };
   const preamble = {
-    uuid: bytes.slice(K.uuid, K.uuid + UUID_BYTES),
+    uuid: Uint8Array.from(bytes.subarray(K.uuid, K.uuid + UUID_BYTES)),
     seqid: u64(K.seqid, 'seqid'),
     sectorSize: readU32LE(bytes, K.sectorSize),
     journalOffset: u64(K.journalOffset, 'journal offset'),
@@ -110,8 +110,8 @@ export function decodeHeaderBackup(bytes: Uint8Array): HeaderBackup {
     dataSize: u64(K.dataSize, 'data size'),
   };
   const copies = {
-    A: bytes.slice(K.copyA, K.copyA + HEADER_SIZE),
-    B: bytes.slice(K.copyB, K.copyB + HEADER_SIZE),
+    A: Uint8Array.from(bytes.subarray(K.copyA, K.copyA + HEADER_SIZE)),
+    B: Uint8Array.from(bytes.subarray(K.copyB, K.copyB + HEADER_SIZE)),
   };
   const fields = checkCopies(copies, 'header backup');
   // SPEC §13.3: the preamble describes the embedded copies; a disagreement means the file was
