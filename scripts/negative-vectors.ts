@@ -240,4 +240,116 @@ export const NEGATIVE_VECTORS: NegativeVector[] = [
     mutate: (_c, v) => v.setUint32(KS + 12, 17, true),
     expect: 'KDF_LIMITS',
   },
+  // Added with issue 4 (keys and headers): more bounds, overflows and overlaps.
+  {
+    name: 'version-0',
+    description: 'format_version = 0',
+    mutate: (_c, v) => v.setUint32(H.formatVersion, 0, true),
+    expect: 'UNSUPPORTED_VERSION',
+  },
+  {
+    name: 'magic-zero',
+    description: 'magic all zero',
+    mutate: (c) => c.fill(0, H.magic, H.magic + 8),
+    expect: 'HEADER_MAGIC',
+  },
+  {
+    name: 'header-size-short',
+    description: 'header_size = 4095',
+    mutate: (_c, v) => v.setUint32(H.headerSize, 4095, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'unknown-incompat-bit-63',
+    description: 'feature_incompat bit 63 set (top bit of the u64)',
+    mutate: (_c, v) => v.setBigUint64(H.featureIncompat, 1n << 63n, true),
+    expect: 'UNSUPPORTED_FEATURE',
+  },
+  {
+    name: 'sector-size-zero',
+    description: 'sector_size = 0',
+    mutate: (_c, v) => v.setUint32(H.sectorSize, 0, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'journal-offset-overflow',
+    description: 'journal_offset = 2^63 (above the u64 limit of SPEC §1)',
+    mutate: (_c, v) => v.setBigUint64(H.journalOffset, 1n << 63n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-offset-zero',
+    description: 'data_offset = 0 (data area over the header copies)',
+    mutate: (_c, v) => v.setBigUint64(H.dataOffset, 0n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-offset-past-journal',
+    description: 'data_offset = journal end + 4096 (gap: does not follow the journal)',
+    mutate: (_c, v) =>
+      v.setBigUint64(H.dataOffset, v.getBigUint64(H.dataOffset, true) + 4096n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'data-offset-u64-max',
+    description: 'data_offset = 2^64 - 1',
+    mutate: (_c, v) => v.setBigUint64(H.dataOffset, (1n << 64n) - 1n, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslot-count-zero',
+    description: 'keyslot_count = 0',
+    mutate: (_c, v) => v.setUint32(H.keyslotCount, 0, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslots-offset-zero',
+    description: 'keyslots_offset = 0 (keyslot table over the header fields)',
+    mutate: (_c, v) => v.setUint32(H.keyslotsOffset, 0, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslots-offset-overflow',
+    description: 'keyslots_offset = 2^32 - 1 (far outside the copy)',
+    mutate: (_c, v) => v.setUint32(H.keyslotsOffset, 0xffffffff, true),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'reserved-tail-nonzero',
+    description: 'last reserved byte before header_mac is 1',
+    mutate: (c) => (c[H.headerMac - 1] = 1),
+    expect: 'HEADER_FIELD',
+  },
+  {
+    name: 'keyslot-reserved-nonzero',
+    description: 'active keyslot 0 with a non-zero reserved byte',
+    mutate: (c) => (c[KS + 255] = 1),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-key-bytes-short',
+    description: 'keyslot 0 key_bytes = 32 (a half master key)',
+    mutate: (_c, v) => v.setUint16(KS + 50, 32, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-7-state',
+    description: 'last keyslot (7) state = 2',
+    mutate: (_c, v) => v.setUint16(KS + 7 * 256, 2, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'keyslot-inactive-state-only',
+    description: 'keyslot 0 state = 0 while its other bytes still hold a wrap',
+    mutate: (_c, v) => v.setUint16(KS, 0, true),
+    expect: 'KEYSLOT_FIELD',
+  },
+  {
+    name: 'kdf-all-over-limit',
+    description: 'keyslot 0 kdf_time, kdf_memory_kib and kdf_parallelism all 2^32 - 1',
+    mutate: (_c, v) => {
+      for (const off of [4, 8, 12]) v.setUint32(KS + off, 0xffffffff, true);
+    },
+    expect: 'KDF_LIMITS',
+  },
 ];
