@@ -135,3 +135,29 @@ export const BACKUP_FIELD_OFFSETS = {
   copyB: 512 + 4096,
   checksum: 512 + 2 * 4096,
 } as const;
+
+/** SPEC §15.2: layout of `feature_area` while re-encryption is in progress (flag set). */
+export const REENCRYPT_FIELD_OFFSETS = {
+  version: 0,
+  resilience: 4,
+  journalSlot: 6,
+  sectorsDone: 8,
+  segmentSectors: 16,
+  journalDigest: 24,
+  oldKeyNonce: 56,
+  wrappedOldKey: 80,
+  reserved: 160,
+} as const;
+/** SPEC §15.2: the only `reencrypt_version` defined. */
+export const REENCRYPT_VERSION = 1;
+/** SPEC §15.2: `resilience` values. */
+export const RESILIENCE_CHECKSUM = 1;
+export const RESILIENCE_JOURNAL = 2;
+/** SPEC §15.5: the journal area is split into this many equal record slots. */
+export const JOURNAL_SLOT_COUNT = 2;
+/** SPEC §15.5: checksum records hold one fingerprint per 512-byte block of the segment. */
+export const FINGERPRINT_BLOCK_BYTES = 512;
+/** SPEC §15.5: a fingerprint is the first 16 bytes (one AES block) of the block's ciphertext. */
+export const FINGERPRINT_BYTES = 16;
+/** SPEC §15.2: SHA-256 of the journal record. */
+export const JOURNAL_DIGEST_BYTES = 32;

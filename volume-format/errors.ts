@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'TRUNCATED'
   | 'BACKUP_INVALID'
   | 'BACKUP_MISMATCH'
+  | 'JOURNAL_CORRUPT'
   // integrity: valid-looking bytes that fail a keyed check
   | 'HEADER_TAMPERED'
   | 'WEAK_KEY'
@@ -23,6 +24,7 @@ export type ErrorCode =
   | 'UNSUPPORTED_VERSION'
   | 'UNSUPPORTED_FEATURE'
   | 'KDF_LIMITS'
+  | 'REENCRYPT_IN_PROGRESS'
   // auth
   | 'WRONG_PASSPHRASE'
   // busy
@@ -41,7 +43,8 @@ export type ErrorCode =
   | 'USAGE'
   | 'ABORTED'
   | 'NO_KEYSLOT'
-  | 'LAST_KEYSLOT';
+  | 'LAST_KEYSLOT'
+  | 'SHRINK_TOO_SMALL';
 
 /** Base class: every error we raise on purpose carries a stable `code`. */
 export class CryptainerError extends Error {

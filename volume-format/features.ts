@@ -11,9 +11,16 @@ export interface FeatureFlags {
   compat: bigint;
 }
 
-/** SPEC §7: feature bits this implementation understands (none in v1). */
+/**
+ * SPEC §7, §15: `feature_incompat` bit 1, set while a re-encryption is unfinished. Readers that
+ * do not implement §15 must refuse such a volume: part of its data is under another key.
+ * (Bit 0 stays unassigned: the negative test vectors use it as the unknown bit.)
+ */
+export const INCOMPAT_REENCRYPT = 1n << 1n;
+
+/** SPEC §7: feature bits this implementation understands. */
 export const KNOWN_FEATURES: Readonly<FeatureFlags> = {
-  incompat: 0n,
+  incompat: INCOMPAT_REENCRYPT,
   roCompat: 0n,
   compat: 0n,
 };

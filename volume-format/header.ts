@@ -28,9 +28,10 @@ import {
   UUID_BYTES,
 } from './constants.js';
 import { FormatError, UnsupportedError } from './errors.js';
-import { type FeatureFlags, checkFeatures } from './features.js';
+import { type FeatureFlags, INCOMPAT_REENCRYPT, checkFeatures } from './features.js';
 import { type Keyslot, decodeKeyslot, encodeKeyslot } from './keyslot.js';
 import { type Layout, checkLayout } from './layout.js';
+import { decodeReencryptState } from './reencrypt-state.js';
 
 /** Everything a header copy says, minus the per-copy magic, MAC and checksum. */
 export interface HeaderFields extends Layout {
@@ -158,8 +159,17 @@ export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): Heade
   if (!isAllZero(bytes.subarray(H.reserved0, H.featureArea))) field('reserved bytes not zero');
   if (!isAllZero(bytes.subarray(H.reserved1, H.headerMac))) field('reserved bytes not zero');
   const featureArea = bytes.slice(H.featureArea, H.featureArea + FEATURE_AREA_BYTES);
-  // SPEC §7: v1 knows no feature that assigns the feature area, so it must be zero.
-  if (!isAllZero(featureArea)) field('feature area not zero');
+  if ((features.incompat & INCOMPAT_REENCRYPT) !== 0n) {
+    // SPEC §15.2: the re-encryption flag assigns the feature area; §10 row 22 checks it.
+    try {
+      decodeReencryptState(featureArea, layout);
+    } catch (err) {
+      field((err as Error).message);
+    }
+  } else if (!isAllZero(featureArea)) {
+    // SPEC §7: no flag that assigns the feature area is set, so it must be zero.
+    field('feature area not zero');
+  }
   const keyslots: Keyslot[] = [];
   for (let i = 0; i < KEYSLOT_COUNT; i++) {
     const slotBytes = bytes.subarray(keyslotOffset(i), keyslotOffset(i) + KEYSLOT_SIZE);

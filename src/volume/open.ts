@@ -9,6 +9,7 @@ import { checkFeatures } from '../../volume-format/features.js';
 import { verifyHeaderMac } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { containerSizeOf } from '../../volume-format/layout.js';
+import { checkNotReencrypting } from '../../volume-format/reencrypt-state.js';
 import { FileStorage } from '../io/file-storage.js';
 import { type HeldLock, acquireLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
@@ -56,6 +57,9 @@ export async function openVolume(path: string, options: OpenOptions): Promise<Vo
   try {
     const choice = await readHeaderChoice(storage);
     await checkContainerLength(storage, choice);
+    // SPEC §15.4: mid-re-encryption part of the data is under the old key; refuse, before any
+    // Argon2 work, and say how to resume (only `reencrypt` opens such a volume).
+    checkNotReencrypting(choice.fields, path);
     const readOnly = options.readOnly === true || checkFeatures(choice.fields.features).readOnly;
     if (!readOnly) lock = await acquireLock(path);
     const kdfInput = await resolveKdfInput(options);
