@@ -1,10 +1,10 @@
 /**
- * Malformed-header cases for the format vectors (SPEC §10): each mutates a valid copy A and
- * names the error code a reader must report. The generator writes one vector file per case;
- * the checksum is recomputed after the mutation (unless `reseal` is false) so each case
- * exercises the field rule, not just the checksum.
+ * Malformed-header cases for the format vectors (SPEC §10): each mutates a valid copy A (or,
+ * for SPEC §13.3, a valid header backup) and names the error code a reader must report.
+ * The generator writes one vector file per case; the checksum is recomputed after the mutation
+ * (unless `reseal` is false) so each case exercises the field rule, not just the checksum.
  */
-import { HEADER_FIELD_OFFSETS as H } from '../volume-format/constants.js';
+import { BACKUP_FIELD_OFFSETS, HEADER_FIELD_OFFSETS as H } from '../volume-format/constants.js';
 
 /** One malformed-header case. */
 export interface NegativeVector {
@@ -351,5 +351,140 @@ export const NEGATIVE_VECTORS: NegativeVector[] = [
       for (const off of [4, 8, 12]) v.setUint32(KS + off, 0xffffffff, true);
     },
     expect: 'KDF_LIMITS',
+  },
+];
+
+/** One malformed header-backup case (SPEC §13.3, §10 rows 22–28). */
+export interface NegativeBackupVector {
+  /** File name stem: test/vectors/backup-<name>.vector */
+  name: string;
+  description: string;
+  /** Edit the 8736-byte backup in place, or return a replacement Uint8Array (length changes). */
+  mutate: (backup: Uint8Array, view: DataView) => unknown;
+  /** Offsets of embedded copies whose own checksum is recomputed after mutating. */
+  resealCopies?: number[];
+  /** Recompute the backup's checksum after mutating (default true). */
+  reseal?: boolean;
+  /** The error code decodeHeaderBackup must throw. */
+  expect: string;
+}
+
+/** SPEC §13.1 offsets inside a backup file. */
+const BK = BACKUP_FIELD_OFFSETS;
+
+/** Malformed header backups, one per rule of SPEC §13.3. */
+export const NEGATIVE_BACKUP_VECTORS: NegativeBackupVector[] = [
+  {
+    name: 'bad-magic',
+    description: 'magic CRYPTAIN (a header copy, not a backup)',
+    mutate: (b) => b.set(new TextEncoder().encode('CRYPTAIN'), BK.magic),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'too-short-for-version',
+    description: 'only the first 10 bytes',
+    mutate: (b) => b.slice(0, 10),
+    reseal: false,
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'version-2',
+    description: 'backup_version = 2',
+    mutate: (_b, v) => v.setUint32(BK.backupVersion, 2, true),
+    expect: 'UNSUPPORTED_VERSION',
+  },
+  {
+    name: 'truncated',
+    description: 'last byte of the checksum missing',
+    mutate: (b) => b.slice(0, b.length - 1),
+    reseal: false,
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'bad-checksum',
+    description: 'one bit of copy B flipped, checksum not recomputed',
+    mutate: (b) => (b[BK.copyB + 1000]! ^= 1),
+    reseal: false,
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'format-version-2',
+    description: 'format_version = 2',
+    mutate: (_b, v) => v.setUint32(BK.formatVersion, 2, true),
+    expect: 'UNSUPPORTED_VERSION',
+  },
+  {
+    name: 'copy-size',
+    description: 'copy_size = 8192',
+    mutate: (_b, v) => v.setUint32(BK.copySize, 8192, true),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'copy-count',
+    description: 'copy_count = 1',
+    mutate: (_b, v) => v.setUint32(BK.copyCount, 1, true),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'reserved-nonzero',
+    description: 'last reserved byte of the preamble is 1',
+    mutate: (b) => (b[BK.copyA - 1] = 1),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'seqid-overflow',
+    description: 'preamble seqid = 2^53',
+    mutate: (_b, v) => v.setBigUint64(BK.seqid, 1n << 53n, true),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'copy-a-corrupt',
+    description: 'embedded copy A with a flipped bit (its own checksum fails)',
+    mutate: (b) => (b[BK.copyA + H.dataSize]! ^= 1),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'copies-swapped',
+    description: 'copy B stored first and copy A second',
+    mutate: (b) => {
+      const a = b.slice(BK.copyA, BK.copyB);
+      b.copyWithin(BK.copyA, BK.copyB, BK.checksum);
+      b.set(a, BK.copyB);
+    },
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'copies-differ',
+    description: 'keyslot 0 wrap nonce differs between the copies (both self-consistent)',
+    mutate: (b) => (b[BK.copyB + KS + 60]! ^= 1),
+    resealCopies: [BK.copyB],
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'copies-kdf-over-limit',
+    description: 'both copies ask keyslot 0 for 8 GiB of Argon2 memory',
+    mutate: (_b, v) => {
+      for (const at of [BK.copyA, BK.copyB]) v.setUint32(at + KS + 8, 8 * 1024 * 1024, true);
+    },
+    resealCopies: [BK.copyA, BK.copyB],
+    expect: 'KDF_LIMITS',
+  },
+  {
+    name: 'uuid-mismatch',
+    description: 'preamble uuid differs from the copies',
+    mutate: (b) => (b[BK.uuid + 15]! ^= 1),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'seqid-mismatch',
+    description: 'preamble seqid = copies + 1',
+    mutate: (_b, v) => v.setBigUint64(BK.seqid, v.getBigUint64(BK.seqid, true) + 1n, true),
+    expect: 'BACKUP_INVALID',
+  },
+  {
+    name: 'layout-mismatch',
+    description: 'preamble data_size twice the copies',
+    mutate: (_b, v) => v.setBigUint64(BK.dataSize, v.getBigUint64(BK.dataSize, true) * 2n, true),
+    expect: 'BACKUP_INVALID',
   },
 ];

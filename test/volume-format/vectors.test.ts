@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeHeaderBackup } from '../../volume-format/backup.js';
 import { CryptainerError } from '../../volume-format/errors.js';
 import { decodeHeaderCopy, verifyHeaderMac } from '../../volume-format/header.js';
 import { planHeaderChoice } from '../../volume-format/header-copies.js';
@@ -51,6 +52,14 @@ test('valid-minimal: every step of SPEC §4.2, §5.3 and §6 reproduces from the
   xts.dispose();
 });
 
+test('valid-header-backup: decodes, and holds valid-minimal copies A and B verbatim', () => {
+  const b = parseVector(readFileSync(join(dir, 'valid-header-backup.vector'), 'utf8'));
+  const m = parseVector(readFileSync(join(dir, 'valid-minimal.vector'), 'utf8'));
+  const backup = decodeHeaderBackup(bytes(b.get('backup')!));
+  assert.is(Buffer.from(backup.copies.A).toString('hex'), m.get('header_a'));
+  assert.is(Buffer.from(backup.copies.B).toString('hex'), m.get('header_b'));
+});
+
 test('each negative vector fails with its expect: code', () => {
   let n = 0;
   for (const f of onDisk) {
@@ -58,7 +67,9 @@ test('each negative vector fails with its expect: code', () => {
     if (v.get('expect') === 'ok') continue;
     let code = 'ok';
     try {
-      decodeHeaderCopy(bytes(v.get('header_a')!), 'A');
+      // SPEC §13.3 for header backup vectors, SPEC §10 for header copies.
+      if (v.has('backup')) decodeHeaderBackup(bytes(v.get('backup')!));
+      else decodeHeaderCopy(bytes(v.get('header_a')!), 'A');
     } catch (err) {
       assert.instance(err, CryptainerError, f);
       code = (err as CryptainerError).code;
