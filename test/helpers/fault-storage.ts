@@ -21,7 +21,11 @@ export class FaultStorage implements Storage {
   constructor(
     private readonly inner: Storage,
     private readonly crashAt: number = Infinity,
-    private readonly torn: boolean = false,
+    /**
+     * `true`: the crashing write lands its first half (a torn write). A number: that many of
+     * its bytes land (clamped to the write's length minus one), to tear at chosen places.
+     */
+    private readonly torn: boolean | number = false,
   ) {}
 
   private alive(): void {
@@ -38,9 +42,13 @@ export class FaultStorage implements Storage {
     const index = this.writes++;
     if (index === this.crashAt) {
       this.crashed = true;
-      if (this.torn && data.length > 1) {
-        await this.inner.writeAt(offset, data.subarray(0, Math.floor(data.length / 2)));
-      }
+      const keep =
+        this.torn === true
+          ? Math.floor(data.length / 2)
+          : typeof this.torn === 'number'
+            ? Math.min(this.torn, data.length - 1)
+            : 0;
+      if (keep > 0) await this.inner.writeAt(offset, data.subarray(0, keep));
       throw new SimulatedCrash();
     }
     await this.inner.writeAt(offset, data);
