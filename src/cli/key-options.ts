@@ -57,13 +57,16 @@ export async function newSecretFrom(
   return { passphrase, keyfiles };
 }
 
-/** Add the Argon2id options of a new keyslot to `cmd` (as `create` has them). */
+/**
+ * Add the Argon2id options of a new keyslot to `cmd` (as `create` has them); `defaultText`
+ * says what happens when none is given.
+ */
 export function addKdfOptions(cmd: Command, defaultText: string): Command {
   return cmd
     .option(
       '--iter-time <ms>',
-      `tune Argon2id to this unlock time in milliseconds (${defaultText}; ` +
-        `tuning target ${DEFAULT_KDF_TARGET_MS})`,
+      `tune Argon2id to this unlock time in milliseconds (default ${DEFAULT_KDF_TARGET_MS}; ` +
+        `without any KDF option: ${defaultText})`,
     )
     .option('--kdf-max-memory <size>', 'memory cap for the tuned KDF (default 1G)')
     .option('--kdf-memory <size>', 'explicit Argon2id memory (KiB, or with a unit: 256M)')

@@ -36,7 +36,7 @@ export function registerAddKey(program: Command): void {
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd, false);
   addNewSecretOptions(cmd);
-  addKdfOptions(cmd, 'default: tuned like create');
+  addKdfOptions(cmd, 'tuned like create');
   cmd.addHelpText('after', TWO_SECRETS_HELP);
   cmd.action(async (file: string, opts: Opts) => {
     await inspectVolume(file); // a damaged file fails here (exit 4), before any prompt

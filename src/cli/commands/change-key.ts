@@ -18,7 +18,7 @@ import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
 import { TWO_SECRETS_HELP } from './add-key.js';
 import { kdfSummary } from './info.js';
-import { BACKUP_KEEPS_OLD_KEYS } from './header-backup.js';
+import { BACKUP_KEEPS_OLD_KEYS, BACKUP_KEEPS_OLD_KEYS_HELP } from './header-backup.js';
 
 type Opts = SecretOptionValues & NewKeyOptionValues & { slot?: number; json?: boolean };
 
@@ -38,8 +38,8 @@ export function registerChangeKey(program: Command): void {
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd, false);
   addNewSecretOptions(cmd);
-  addKdfOptions(cmd, "default: keep the keyslot's current cost");
-  cmd.addHelpText('after', TWO_SECRETS_HELP + '\n' + BACKUP_KEEPS_OLD_KEYS);
+  addKdfOptions(cmd, 'the keyslot keeps its current cost');
+  cmd.addHelpText('after', TWO_SECRETS_HELP + '\n' + BACKUP_KEEPS_OLD_KEYS_HELP);
   cmd.action(async (file: string, opts: Opts) => {
     await inspectVolume(file);
     const secret = await secretFrom(opts, `Old passphrase for ${file}`);

@@ -21,6 +21,23 @@ export const BACKUP_KEEPS_OLD_KEYS =
   'valid when it was made still unlock the volume after restoring it, even if they were ' +
   'changed or removed since. Destroy old backups after changing keys.';
 
+/** {@link BACKUP_KEEPS_OLD_KEYS} wrapped for --help output. */
+export const BACKUP_KEEPS_OLD_KEYS_HELP = wrapText(BACKUP_KEEPS_OLD_KEYS, 92);
+
+/** Break `text` into lines of at most `width` characters at spaces. */
+function wrapText(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join('\n');
+}
+
 /** Summary of a backup for text and JSON output. */
 export function describeBackup(path: string, backup: HeaderBackup): Record<string, unknown> {
   const f = backup.fields;
@@ -66,7 +83,7 @@ export function registerHeaderBackup(program: Command): void {
   cryptainer header-backup FILE BACKUP       write a backup of FILE's header
   cryptainer header-backup --verify BACKUP [FILE]
 
-${BACKUP_KEEPS_OLD_KEYS}
+${BACKUP_KEEPS_OLD_KEYS_HELP}
 Keep backups as safe as the data: the backup plus any passphrase it knows decrypts the volume.`,
     )
     .action(async (first: string, second: string | undefined, opts: Record<string, unknown>) => {

@@ -12,7 +12,12 @@ import {
 } from '../../volume/backup.js';
 import { confirmOrAbort } from '../prompt.js';
 import { note, out, outJson } from '../output.js';
-import { BACKUP_KEEPS_OLD_KEYS, describeBackup, describeTarget } from './header-backup.js';
+import {
+  BACKUP_KEEPS_OLD_KEYS,
+  BACKUP_KEEPS_OLD_KEYS_HELP,
+  describeBackup,
+  describeTarget,
+} from './header-backup.js';
 
 /** Register the command. */
 export function registerHeaderRestore(program: Command): void {

@@ -9,7 +9,7 @@ import { inspectVolume, openVolume } from '../../volume/open.js';
 import { parseSlot } from '../key-options.js';
 import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
-import { BACKUP_KEEPS_OLD_KEYS } from './header-backup.js';
+import { BACKUP_KEEPS_OLD_KEYS, BACKUP_KEEPS_OLD_KEYS_HELP } from './header-backup.js';
 
 type Opts = SecretOptionValues & { slot?: number; force?: boolean; json?: boolean };
 
@@ -28,7 +28,7 @@ export function registerRemoveKey(program: Command): void {
   cmd.addHelpText(
     'after',
     '\nThe removed keyslot is overwritten with zeros in both header copies.\n' +
-      BACKUP_KEEPS_OLD_KEYS,
+      BACKUP_KEEPS_OLD_KEYS_HELP,
   );
   cmd.action(async (file: string, opts: Opts) => {
     await inspectVolume(file);
