@@ -14,6 +14,9 @@ import { registerChangeKey } from './commands/change-key.js';
 import { registerHeaderBackup } from './commands/header-backup.js';
 import { registerHeaderRestore } from './commands/header-restore.js';
 import { registerRepair } from './commands/repair.js';
+import { registerMount } from './commands/mount.js';
+import { registerUnmount } from './commands/unmount.js';
+import { registerList } from './commands/list.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /** Build the program with every command registered. */
@@ -33,6 +36,9 @@ export function buildProgram(): Command {
   registerHeaderBackup(program);
   registerHeaderRestore(program);
   registerRepair(program);
+  registerMount(program);
+  registerUnmount(program);
+  registerList(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

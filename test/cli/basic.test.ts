@@ -32,6 +32,9 @@ function make(name: string, extra: string[] = []): string {
     '--passphrase-file',
     passFile,
     ...CHEAP_KDF,
+    // raw volumes keep these tests fast; formatting is covered by test/drive
+    '--filesystem',
+    'none',
     ...extra,
   ]);
   assert.is(r.status, 0, r.stderr);
@@ -67,7 +70,10 @@ test('create, info --json, check', () => {
 
 test('passphrase on stdin when it is not a terminal; open is an alias of check', () => {
   const path = join(dir, 'stdin.img');
-  const r = runCli(['create', path, '--size', '4M', ...CHEAP_KDF], 'via stdin\n');
+  const r = runCli(
+    ['create', path, '--size', '4M', ...CHEAP_KDF, '--filesystem', 'none'],
+    'via stdin\n',
+  );
   assert.is(r.status, 0, r.stderr);
   assert.is(runCli(['open', path], 'via stdin\n').status, 0);
   assert.is(runCli(['open', path], 'via stdinX\n').status, 2);

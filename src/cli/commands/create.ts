@@ -2,12 +2,43 @@
 import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { formatUuid } from '../../../volume-format/header.js';
+import { rm } from 'node:fs/promises';
+import { formatVolume } from '../../drive/format.js';
+import { type FilesystemKind, checkFilesystemSize } from '../../drive/filesystem.js';
 import { createVolume } from '../../volume/create.js';
+import type { Volume } from '../../volume/volume.js';
 import { DEFAULT_KDF_TARGET_MS } from '../../volume/kdf-tuning.js';
 import { note, out, outJson, progress } from '../output.js';
 import { addSecretOptions, secretFrom } from '../secret-options.js';
 import { parseMemoryKiB, parsePositiveInt, parseSize } from '../sizes.js';
 import { kdfSummary } from './info.js';
+
+/**
+ * Make the filesystem inside a just-created volume (through the encrypted drive, see
+ * src/drive/format.ts), then close it. If formatting fails the new container is removed:
+ * an unformatted volume is not what was asked for, and it holds no data yet.
+ */
+async function formatNewVolume(
+  volume: Volume,
+  file: string,
+  filesystem: 'ext4' | 'ntfs' | 'none',
+): Promise<void> {
+  if (filesystem === 'none') {
+    await volume.close();
+    return;
+  }
+  try {
+    if (filesystem === 'ext4' && process.getuid?.() !== 0) {
+      note('note: mounting ext4 later needs root (NTFS volumes mount as a normal user)');
+    }
+    await formatVolume(volume, filesystem, { log: note });
+  } catch (err) {
+    await volume.close().catch(() => undefined);
+    await rm(file, { force: true });
+    throw err;
+  }
+  await volume.close();
+}
 
 /** Register the command. */
 export function registerCreate(program: Command): void {
@@ -29,12 +60,18 @@ export function registerCreate(program: Command): void {
     .option('--kdf-memory <size>', 'explicit Argon2id memory (KiB, or with a unit: 256M)')
     .option('--kdf-time <n>', 'explicit Argon2id passes')
     .option('--kdf-parallelism <n>', 'explicit Argon2id lanes')
+    .addOption(
+      new Option('--filesystem <kind>', 'filesystem to make inside (through the encrypted drive)')
+        .choices(['ext4', 'ntfs', 'none'])
+        .default('ext4'),
+    )
     .option('--force', 'replace an existing file (only once the new volume is complete)')
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd, false);
   cmd.action(
     async (file: string, opts: Record<string, string | boolean | string[] | undefined>) => {
       const sizeBytes = parseSize(opts.size as string, 'size');
+      checkFilesystemSize(opts.filesystem as FilesystemKind, sizeBytes);
       const explicit = opts.kdfMemory !== undefined || opts.kdfTime !== undefined;
       const parallelism =
         opts.kdfParallelism !== undefined
@@ -82,7 +119,8 @@ export function registerCreate(program: Command): void {
         });
         bar.done();
         const header = volume.header;
-        await volume.close();
+        const filesystem = opts.filesystem as 'ext4' | 'ntfs' | 'none';
+        await formatNewVolume(volume, file, filesystem);
         const slot = header.keyslots[0]!;
         const result = {
           path: file,
@@ -91,9 +129,13 @@ export function registerCreate(program: Command): void {
           sectorSize: header.sectorSize,
           keyslot: 0,
           kdf: slot.state === 'active' ? slot.kdf : null,
+          filesystem,
         };
         if (opts.json) outJson(result);
-        else out(`created ${file}: uuid ${result.uuid}, keyslot 0 (${kdfSummary(slot)})`);
+        else {
+          const fs = filesystem === 'none' ? 'no filesystem' : filesystem;
+          out(`created ${file}: uuid ${result.uuid}, ${fs}, keyslot 0 (${kdfSummary(slot)})`);
+        }
       } finally {
         bar.done();
         if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);

@@ -1,0 +1,176 @@
+/**
+ * The virtual drive: a FUSE filesystem with one file, `volume`, whose bytes are the decrypted
+ * drive of an open {@link Volume} (SPEC §6). Every read and write of that file goes through
+ * `Volume.read`/`Volume.write`, which encrypt per sector and read-modify-write partial
+ * sectors; `fsync` and `flush` reach the container as `fdatasync`.
+ *
+ * Copies: a write request's buffer (the kernel's, handed over by fuse-native) is encrypted
+ * straight from where it lies; a read is decrypted into a fresh buffer and copied once into
+ * the request's buffer.
+ */
+import type { Volume } from '../volume/volume.js';
+import {
+  ERRNO,
+  type FileAttributes,
+  type FsStats,
+  FuseErrno,
+  type FuseHandlers,
+  type RequestState,
+} from './fuse-adapter.js';
+
+/** Name of the decrypted drive file inside the drive mount. */
+export const DRIVE_FILE_NAME = 'volume';
+const DRIVE_PATH = '/' + DRIVE_FILE_NAME;
+
+/** O_ACCMODE bits of open(2) flags. */
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const O_TRUNC = 0o1000;
+
+/** Options for {@link createDriveHandlers}. */
+export interface DriveOptions {
+  /** Owner shown for the drive (the user who mounted it). */
+  uid: number;
+  gid: number;
+  /** Refuse writes even if the volume is writable. */
+  readOnly?: boolean;
+}
+
+/** Counters for the benchmark and for tests (cheap: plain increments). */
+export interface DriveStats {
+  reads: number;
+  writes: number;
+  bytesRead: number;
+  bytesWritten: number;
+  syncs: number;
+  /** Open handles on the drive file right now. */
+  openHandles: number;
+}
+
+/** The handlers plus live counters. */
+export interface Drive {
+  handlers: FuseHandlers;
+  stats: DriveStats;
+}
+
+/** Build the FUSE handlers exposing `volume` as the single file `/volume`. */
+export function createDriveHandlers(volume: Volume, options: DriveOptions): Drive {
+  const readOnly = options.readOnly === true || volume.readOnly;
+  const size = volume.sizeBytes;
+  const started = new Date();
+  const stats: DriveStats = {
+    reads: 0,
+    writes: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    syncs: 0,
+    openHandles: 0,
+  };
+  let nextHandle = 1;
+  let lastWrite = started;
+
+  const checkFile = (path: string): void => {
+    if (path !== DRIVE_PATH) throw new FuseErrno(ERRNO.ENOENT);
+  };
+
+  const handlers: FuseHandlers = {
+    async getattr(path): Promise<FileAttributes> {
+      const base = { uid: options.uid, gid: options.gid, atime: started, ctime: started };
+      if (path === '/') {
+        return { ...base, mode: 0o040700, size: 4096, nlink: 2, mtime: started };
+      }
+      checkFile(path);
+      return {
+        ...base,
+        mode: readOnly ? 0o100400 : 0o100600,
+        size,
+        nlink: 1,
+        mtime: lastWrite,
+        blksize: volume.sectorSize,
+        blocks: Math.ceil(size / 512),
+      };
+    },
+
+    async readdir(path) {
+      if (path !== '/') throw new FuseErrno(path === DRIVE_PATH ? ERRNO.ENOTDIR : ERRNO.ENOENT);
+      return [DRIVE_FILE_NAME];
+    },
+
+    async open(path, flags) {
+      checkFile(path);
+      if (readOnly && (flags & O_ACCMODE) !== O_RDONLY) throw new FuseErrno(ERRNO.EROFS);
+      // O_TRUNC would mean "make the drive 0 bytes": a drive has a fixed size.
+      if (flags & O_TRUNC) throw new FuseErrno(ERRNO.EPERM);
+      stats.openHandles++;
+      return nextHandle++;
+    },
+
+    async release() {
+      stats.openHandles = Math.max(0, stats.openHandles - 1);
+    },
+
+    async read(path, _handle, buffer: Buffer, length, position, state: RequestState) {
+      checkFile(path);
+      const n = Math.min(length, size - position);
+      if (n <= 0) return 0; // at or past the end: EOF
+      const plain = await volume.read(position, n);
+      if (state.answered) return 0; // timed out: the kernel's buffer is no longer ours
+      buffer.set(plain, 0);
+      stats.reads++;
+      stats.bytesRead += n;
+      return n;
+    },
+
+    async write(path, _handle, buffer: Buffer, length, position) {
+      checkFile(path);
+      if (readOnly) throw new FuseErrno(ERRNO.EROFS);
+      if (position >= size) throw new FuseErrno(ERRNO.ENOSPC); // as a block device would
+      const n = Math.min(length, size - position);
+      await volume.write(position, buffer.subarray(0, n));
+      stats.writes++;
+      stats.bytesWritten += n;
+      lastWrite = new Date();
+      return n;
+    },
+
+    // close(2) of a handle: make what was written durable, as closing a block device does.
+    async flush(path) {
+      checkFile(path);
+      if (readOnly) return;
+      stats.syncs++;
+      await volume.sync();
+    },
+
+    async fsync(path) {
+      checkFile(path);
+      if (readOnly) return;
+      stats.syncs++;
+      await volume.sync();
+    },
+
+    async truncate(path, newSize) {
+      checkFile(path);
+      if (newSize !== size) throw new FuseErrno(ERRNO.EPERM); // fixed size
+    },
+
+    async utimens(path) {
+      if (path !== '/') checkFile(path);
+    },
+
+    async statfs(): Promise<FsStats> {
+      const blocks = Math.ceil(size / 4096);
+      return {
+        bsize: 4096,
+        frsize: 4096,
+        blocks,
+        bfree: 0,
+        bavail: 0,
+        files: 2,
+        ffree: 0,
+        favail: 0,
+        namemax: 255,
+      };
+    },
+  };
+  return { handlers, stats };
+}

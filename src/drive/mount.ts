@@ -1,0 +1,332 @@
+/**
+ * Mount lifecycle, in the process that serves the drive: unlock, expose the drive through
+ * FUSE, put the filesystem on it, verify, serve until asked to stop, then undo every step in
+ * reverse order, flush and wipe the keys.
+ *
+ * Stack (ext4, root):   container ─► Volume ─► FUSE drive <entry>/drive/volume ─► losetup
+ *                       /dev/loopN ─► mount -t ext4 ─► MOUNTPOINT
+ * NTFS (any user):      ... FUSE drive ─► ntfs-3g ─► MOUNTPOINT
+ * none:                 ... FUSE drive mounted at MOUNTPOINT itself (MOUNTPOINT/volume)
+ *
+ * Every step that succeeded pushes its undo; a failure undoes what was done and names the
+ * step that failed. Stopping starts with the filesystem unmount, which is never lazy: while it
+ * is busy, nothing is torn down and the volume keeps being served.
+ */
+import { join } from 'node:path';
+import { wipe } from '../../crypto/bytes.js';
+import { BusyError, CryptainerError, MountError, UsageError } from '../../volume-format/errors.js';
+import { type HeldLock, acquireLock } from '../io/lock.js';
+import { openVolume } from '../volume/open.js';
+import type { UnlockSecret } from '../volume/secret.js';
+import type { Volume } from '../volume/volume.js';
+import { DRIVE_FILE_NAME, createDriveHandlers } from './drive-ops.js';
+import {
+  DETECT_BYTES,
+  type FilesystemKind,
+  attachLoop,
+  checkMountpoint,
+  detachLoop,
+  detectFilesystem,
+  findMount,
+  fuseUsable,
+  mountExt4,
+  mountNtfs,
+  sleep,
+  unmountFilesystem,
+  userAllowOther,
+} from './filesystem.js';
+import { mountFuse } from './fuse-adapter.js';
+import {
+  type MountRecord,
+  entryDir,
+  processStartTime,
+  removeEntry,
+  writeRecord,
+} from './registry.js';
+
+/** What to mount. Paths are absolute. */
+export interface MountRequest {
+  /** Registry entry (its directory exists already; see registry.createEntryDir). */
+  id: string;
+  container: string;
+  mountpoint: string;
+  /** `auto` detects ext4 or NTFS from the drive's first bytes. */
+  filesystem: 'auto' | FilesystemKind;
+  readOnly: boolean;
+  keyfiles: string[];
+  keyslot?: number;
+}
+
+/** Callbacks of {@link serveMount}. */
+export interface ServeHooks {
+  /** The filesystem is mounted and verified. */
+  onReady(record: MountRecord): void;
+  /** A line for the server log. */
+  log(line: string): void;
+}
+
+/** How often the server checks that its filesystem is still mounted (an external umount). */
+const WATCH_INTERVAL_MS = 2000;
+
+interface UndoStep {
+  what: string;
+  run: () => Promise<void>;
+}
+
+/**
+ * Mount `req` and serve it until it is unmounted (by `cryptainer unmount`, a signal, or an
+ * external umount of the filesystem). Resolves after a clean teardown; rejects with the
+ * failing step if mounting fails, after undoing everything already set up. The caller owns
+ * `secret.passphrase` and wipes it once this returns or {@link ServeHooks.onReady} runs.
+ */
+export async function serveMount(
+  req: MountRequest,
+  secret: UnlockSecret,
+  hooks: ServeHooks,
+): Promise<void> {
+  const undo: UndoStep[] = [];
+  let volume: Volume | null = null;
+  let extraLock: HeldLock | null = null;
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const asRoot = uid === 0;
+  let record: MountRecord;
+  try {
+    await step('checking the mountpoint', () => checkMountpoint(req.mountpoint));
+    if (!(await fuseUsable())) {
+      throw new MountError(
+        'FUSE_ERROR',
+        'FUSE is not usable: /dev/fuse is missing or not readable and writable by this user ' +
+          '(install fuse3 and libfuse2; Debian gives /dev/fuse mode 0666)',
+      );
+    }
+    if (req.readOnly) {
+      // openVolume takes no lock read-only; a mount must still exclude a read-write mount.
+      try {
+        extraLock = await acquireLock(req.container);
+      } catch (err) {
+        if (!(err instanceof CryptainerError && err.code === 'READ_ONLY')) throw err;
+      }
+    }
+    volume = await openVolume(req.container, {
+      ...secret,
+      readOnly: req.readOnly,
+      ...(req.keyslot !== undefined ? { keyslot: req.keyslot } : {}),
+    });
+    const readOnly = volume.readOnly;
+    const kind = await resolveKind(volume, req.filesystem);
+    checkPrivileges(kind, asRoot);
+    if (kind === 'ntfs' && !asRoot && !(await userAllowOther())) {
+      throw new MountError(
+        'MOUNT_FAILED',
+        'NTFS as a normal user needs the line "user_allow_other" in /etc/fuse.conf: ntfs-3g ' +
+          'runs setuid root and may only open your drive if it is mounted with allow_root',
+      );
+    }
+
+    const driveDir = kind === 'none' ? req.mountpoint : join(entryDir(req.id), 'drive');
+    const drive = createDriveHandlers(volume, { uid, gid, readOnly });
+    const fuse = await step('mounting the FUSE drive', () =>
+      mountFuse(driveDir, drive.handlers, {
+        fsname: 'cryptainer',
+        readOnly,
+        allowRoot: kind === 'ntfs' && !asRoot,
+        onError: (op, err) => hooks.log(`drive ${op}: ${(err as Error)?.message ?? String(err)}`),
+      }),
+    );
+    undo.push({ what: 'unmounting the FUSE drive', run: () => fuse.unmount() });
+    const drivePath = join(driveDir, DRIVE_FILE_NAME);
+
+    let loopDevice: string | null = null;
+    if (kind === 'ext4') {
+      const dev = await attachLoop(drivePath, { readOnly, sectorSize: volume.sectorSize });
+      loopDevice = dev;
+      undo.push({ what: `detaching ${dev}`, run: () => detachLoop(dev) });
+      await mountExt4(dev, req.mountpoint, { readOnly });
+      undo.push({ what: 'unmounting ext4', run: () => unmountFilesystem(req.mountpoint) });
+    } else if (kind === 'ntfs') {
+      await mountNtfs(drivePath, req.mountpoint, { readOnly, uid, gid });
+      undo.push({
+        what: 'unmounting NTFS',
+        run: () => unmountFilesystem(req.mountpoint, { fuse: true }),
+      });
+    }
+
+    record = {
+      id: req.id,
+      container: req.container,
+      mountpoint: req.mountpoint,
+      filesystem: kind,
+      readOnly,
+      pid: process.pid,
+      pidStart: processStartTime(process.pid) ?? '',
+      driveDir,
+      loopDevice,
+      uid,
+      startedAt: new Date().toISOString(),
+    };
+    await step('verifying the mount', () => verifyMounted(record));
+    await writeRecord(record);
+  } catch (err) {
+    await undoAll(undo, hooks.log);
+    await volume?.close().catch(() => undefined);
+    await extraLock?.release().catch(() => undefined);
+    throw err;
+  }
+
+  hooks.log(`mounted ${record.container} at ${record.mountpoint} (${record.filesystem})`);
+  hooks.onReady(record);
+  await serveUntilStopped(record, undo, hooks.log);
+  await volume.close(); // fdatasync, wipe keys, release the lock
+  await extraLock?.release();
+  await removeEntry(req.id);
+  hooks.log(`unmounted ${record.container}`);
+}
+
+/** Run one mount step; failures that are not ours yet are wrapped with the step's name. */
+async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof CryptainerError) throw err;
+    throw new MountError('MOUNT_FAILED', `${what}: ${(err as Error)?.message ?? String(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Which filesystem to mount: the requested one, or the one the drive holds. */
+async function resolveKind(
+  volume: Volume,
+  wanted: MountRequest['filesystem'],
+): Promise<FilesystemKind> {
+  if (wanted === 'none') return 'none';
+  const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
+  const found = detectFilesystem(head);
+  wipe(head);
+  if (wanted === 'auto') {
+    if (found) return found;
+    throw new MountError(
+      'MOUNT_FAILED',
+      'detecting the filesystem: the volume holds neither ext4 nor NTFS ' +
+        '(use --filesystem none to mount the raw drive)',
+    );
+  }
+  if (found !== wanted) {
+    throw new MountError(
+      'MOUNT_FAILED',
+      `detecting the filesystem: asked for ${wanted}, the volume holds ${found ?? 'neither ext4 nor NTFS'}`,
+    );
+  }
+  return wanted;
+}
+
+function checkPrivileges(kind: FilesystemKind, asRoot: boolean): void {
+  if (kind === 'ext4' && !asRoot) {
+    throw new UsageError(
+      'USAGE',
+      'mounting ext4 needs root: the kernel mounts it through a loop device. Run it as root ' +
+        '(sudo cryptainer mount ...), mount the raw drive with --filesystem none, or use a ' +
+        'volume created with --filesystem ntfs, which mounts as a normal user',
+    );
+  }
+}
+
+/**
+ * Check in /proc/self/mountinfo that `record.mountpoint` really is our mount (FACTS.md: a
+ * silently failed mount leaves an empty directory where files would be written in cleartext).
+ * Throws `MOUNT_FAILED` otherwise.
+ */
+export async function verifyMounted(record: MountRecord): Promise<void> {
+  const m = await findMount(record.mountpoint);
+  const drivePath = join(record.driveDir, DRIVE_FILE_NAME);
+  let ok = false;
+  if (m) {
+    if (record.filesystem === 'ext4') ok = m.fstype === 'ext4' && m.source === record.loopDevice;
+    else if (record.filesystem === 'ntfs')
+      ok = m.fstype.startsWith('fuse') && m.source === drivePath;
+    else ok = m.fstype === 'fuse' && m.source === 'cryptainer';
+  }
+  if (!ok) {
+    throw new MountError(
+      'MOUNT_FAILED',
+      `verifying the mount: ${record.mountpoint} is ${m ? `a ${m.fstype} mount of ${m.source}` : 'not mounted'}, not this volume`,
+    );
+  }
+}
+
+/** Run undo steps in reverse order, continuing past failures (mount failure path). */
+async function undoAll(undo: UndoStep[], log: (line: string) => void): Promise<void> {
+  while (undo.length > 0) {
+    const s = undo.pop()!;
+    try {
+      await s.run();
+    } catch (err) {
+      log(`undo: ${s.what}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Serve until stopped, then tear down. A stop request (signal) or an external unmount of the
+ * filesystem starts the teardown. If the filesystem is busy the teardown is abandoned and
+ * serving continues; the loop device and the drive, which only the kernel holds, get a few
+ * retries because releasing them can lag a moment behind the unmount.
+ */
+async function serveUntilStopped(
+  record: MountRecord,
+  undo: UndoStep[],
+  log: (line: string) => void,
+): Promise<void> {
+  await new Promise<void>((finished) => {
+    let busy = false;
+    const stop = async (reason: string): Promise<void> => {
+      if (busy) return;
+      busy = true;
+      log(`stopping: ${reason}`);
+      try {
+        while (undo.length > 0) {
+          const s = undo[undo.length - 1]!;
+          await retryWhileBusy(s, undo.length === 1 || s.what.startsWith('detaching'));
+          undo.pop();
+        }
+      } catch (err) {
+        log(`not unmounted: ${(err as Error).message}; still serving`);
+        busy = false;
+        return;
+      }
+      clearInterval(watcher);
+      for (const sig of SIGNALS) process.off(sig, onSignal);
+      finished();
+    };
+    const onSignal = (sig: NodeJS.Signals): void => void stop(`signal ${sig}`);
+    const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+    for (const sig of SIGNALS) process.on(sig, onSignal);
+    const watcher = setInterval(() => {
+      if (busy) return;
+      findMount(record.mountpoint).then(
+        (m) => {
+          if (!m) void stop('the filesystem was unmounted');
+        },
+        () => undefined,
+      );
+    }, WATCH_INTERVAL_MS);
+  });
+}
+
+async function retryWhileBusy(s: UndoStep, retry: boolean): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await s.run();
+      return;
+    } catch (err) {
+      const isBusy = err instanceof BusyError;
+      if (!retry || !isBusy || attempt >= 30) {
+        throw err instanceof CryptainerError
+          ? err
+          : new MountError('MOUNT_FAILED', `${s.what}: ${(err as Error).message}`);
+      }
+      await sleep(100);
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * `unmount` and `list` over the registry. Unmounting a live mount: this process unmounts the
+ * filesystem itself (never lazily, so a busy mount is refused here, naming who holds it, and
+ * nothing changes), then asks the server with SIGTERM to detach the loop device and the drive,
+ * flush and wipe its keys, and waits for it to exit. A stale mount (its server was killed)
+ * is cleaned here, layer by layer.
+ */
+import { realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BusyError, MountError } from '../../volume-format/errors.js';
+import { DRIVE_FILE_NAME } from './drive-ops.js';
+import { detachLoop, findMount, loopDevicesOf, sleep, unmountFilesystem } from './filesystem.js';
+import { cleanStaleFuseMount, unmountStrict } from './fuse-adapter.js';
+import { verifyMounted } from './mount.js';
+import { type MountRecord, readRecords, removeEntry, serverAlive } from './registry.js';
+
+/** How long `unmount` waits for the server to finish (flushing a large cache can take a while). */
+const SERVER_EXIT_TIMEOUT_MS = 5 * 60 * 1000;
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** The record whose mountpoint or container is `target`; `NOT_MOUNTED` if none. */
+export async function findRecord(target: string): Promise<MountRecord> {
+  const want = canonical(target);
+  const records = await readRecords();
+  const hit = records.find((r) => r.mountpoint === want || r.container === want);
+  if (!hit) throw new MountError('NOT_MOUNTED', `${target}: not mounted by cryptainer`);
+  return hit;
+}
+
+/** The record for `container` if it is mounted (any state), else undefined. */
+export async function recordForContainer(container: string): Promise<MountRecord | undefined> {
+  const want = canonical(container);
+  return (await readRecords()).find((r) => r.container === want);
+}
+
+/**
+ * Unmount one recorded mount. Throws `VOLUME_BUSY` (with the processes holding it) when the
+ * filesystem is in use; the mount is then left exactly as it was.
+ */
+export async function unmountRecord(record: MountRecord): Promise<void> {
+  if (!serverAlive(record)) {
+    await cleanStale(record);
+    return;
+  }
+  await unmountFilesystem(record.mountpoint, { fuse: record.filesystem !== 'ext4' });
+  try {
+    process.kill(record.pid, 'SIGTERM');
+  } catch {
+    // it exited on its own (it watches its mount): fine
+  }
+  const until = Date.now() + SERVER_EXIT_TIMEOUT_MS;
+  while (serverAlive(record)) {
+    if (Date.now() > until) {
+      throw new MountError(
+        'MOUNT_FAILED',
+        `unmounting ${record.mountpoint}: the server (pid ${record.pid}) did not finish; ` +
+          `see ${join(record.driveDir, '..', 'server.log')}`,
+      );
+    }
+    await sleep(50);
+  }
+  // A server that failed half-way leaves its entry: finish the job as for a dead one.
+  if ((await readRecords()).some((r) => r.id === record.id)) await cleanStale(record);
+}
+
+/**
+ * Clean up after a server that died (SIGKILL, crash): unmount the filesystem (strictly: a
+ * busy one is refused), detach the loop device if it still points at our drive, unmount the
+ * dead FUSE drive and drop the registry entry. The container's lock file names a dead process
+ * and is taken over by the next opener.
+ */
+export async function cleanStale(record: MountRecord): Promise<void> {
+  if (record.filesystem !== 'none') {
+    await unmountFilesystem(record.mountpoint, { fuse: record.filesystem === 'ntfs' });
+  }
+  const drivePath = join(record.driveDir, DRIVE_FILE_NAME);
+  if (record.loopDevice) {
+    // Detach only if the device still belongs to our drive (numbers are reused).
+    const ours = await loopDevicesOf(drivePath);
+    for (const dev of ours) await detachLoop(dev);
+  }
+  if (await findMount(record.driveDir)) {
+    if (!(await cleanStaleFuseMount(record.driveDir))) await unmountStrict(record.driveDir);
+  }
+  await removeEntry(record.id);
+}
+
+/** Unmount every recorded mount; returns the failures (the others are unmounted). */
+export async function unmountAll(): Promise<{ record: MountRecord; error: Error }[]> {
+  const failures: { record: MountRecord; error: Error }[] = [];
+  for (const record of await readRecords()) {
+    try {
+      await unmountRecord(record);
+    } catch (error) {
+      failures.push({ record, error: error as Error });
+    }
+  }
+  return failures;
+}
+
+/**
+ * Refuse to mount a container that is already mounted (`VOLUME_BUSY`); clean up first after a
+ * server of it that died.
+ */
+export async function checkNotMounted(container: string): Promise<void> {
+  const rec = await recordForContainer(container);
+  if (!rec) return;
+  if (serverAlive(rec)) {
+    throw new BusyError(
+      'VOLUME_BUSY',
+      `${container}: already mounted at ${rec.mountpoint} (pid ${rec.pid})`,
+    );
+  }
+  await cleanStale(rec);
+}
+
+/** Whether `record`'s server is alive and its filesystem mounted (for `list`). */
+export async function recordState(record: MountRecord): Promise<'mounted' | 'stale' | 'stopping'> {
+  if (!serverAlive(record)) return 'stale';
+  try {
+    await verifyMounted(record);
+    return 'mounted';
+  } catch {
+    return 'stopping';
+  }
+}
