@@ -17,6 +17,7 @@ import { registerRepair } from './commands/repair.js';
 import { registerMount } from './commands/mount.js';
 import { registerUnmount } from './commands/unmount.js';
 import { registerList } from './commands/list.js';
+import { registerReencrypt } from './commands/reencrypt.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /** Build the program with every command registered. */
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerMount(program);
   registerUnmount(program);
   registerList(program);
+  registerReencrypt(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -38,17 +38,23 @@ export class FileStorage implements Storage {
 
   async readAt(offset: number, length: number): Promise<Uint8Array> {
     const buf = Buffer.allocUnsafe(length);
+    const done = await this.readInto(offset, buf);
+    return done === length ? buf : buf.subarray(0, done);
+  }
+
+  async readInto(offset: number, buffer: Uint8Array): Promise<number> {
+    const length = buffer.length;
     let done = 0;
     try {
       while (done < length) {
-        const { bytesRead } = await this.fd().read(buf, done, length - done, offset + done);
+        const { bytesRead } = await this.fd().read(buffer, done, length - done, offset + done);
         if (bytesRead === 0) break; // end of file
         done += bytesRead;
       }
     } catch (err) {
       throw ioErrorFrom(err, `reading ${this.path} at ${offset}`);
     }
-    return done === length ? buf : buf.subarray(0, done);
+    return done;
   }
 
   async writeAt(offset: number, data: Uint8Array): Promise<void> {

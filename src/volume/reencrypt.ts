@@ -55,12 +55,19 @@ import type { Storage } from '../io/storage.js';
 import { type Rng, systemRng } from '../rng.js';
 import { readHeaderChoice, repairHeaderCopies, writeHeaderUpdate } from './header-store.js';
 import { type UnlockSecret, resolveKdfInput } from './secret.js';
+import { type Recrypter, RecryptWorkers, inlineRecrypter } from './recrypt.js';
 import { unlockKeyslots } from './unlock.js';
 
 /** Default segment size for `checksum` (a writer's choice, SPEC §15.6); capped by the journal. */
 export const DEFAULT_SEGMENT_BYTES = 32 * 1024 * 1024;
 /** Bytes read, decrypted and re-encrypted per step inside a segment. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
+/** Chunks read ahead of the re-encryption (they overlap the XTS work). */
+const READ_AHEAD = 2;
+/** Below this much left to do, starting worker threads costs more than it saves. */
+const WORKER_MIN_BYTES = 64 * 1024 * 1024;
+/** Worker threads by default: the project machine has two cores (bench/reencrypt.ts). */
+const DEFAULT_THREADS = 2;
 
 /** Options shared by {@link startReencrypt} and {@link resumeReencrypt}. */
 export interface ReencryptRunOptions {
@@ -77,6 +84,11 @@ export interface ReencryptRunOptions {
    * mode it was recorded with.
    */
   resilience?: Resilience;
+  /**
+   * Worker threads for the XTS work (default: 2 when at least 64 MiB remain, else 0 = this
+   * thread; see src/volume/recrypt.ts).
+   */
+  threads?: number;
   /** Called as sectors are re-encrypted: bytes of the drive done so far, and the total. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** When aborted, the run stops at the next safe point (after the segment in flight is
@@ -134,6 +146,8 @@ interface Session {
   storage: Storage;
   lock: HeldLock;
   choice: HeaderChoice;
+  /** Spawned early so they load while Argon2 runs; null when the work stays on this thread. */
+  workers: RecryptWorkers | null;
 }
 
 /**
@@ -148,7 +162,7 @@ export async function startReencrypt(
 ): Promise<ReencryptReport> {
   const rng = options.rng ?? systemRng;
   const resilience = options.resilience ?? 'checksum';
-  const session = await beginSession(path, options.storage);
+  const session = await beginSession(path, options);
   const kdfInputs = new Map<number, Uint8Array>();
   let oldKey: Uint8Array | null = null;
   let newKey: Uint8Array | null = null;
@@ -236,7 +250,16 @@ export async function startReencrypt(
     };
     newMac = deriveHeaderMacKey(newKey, fields.uuid);
     await writeHeaderUpdate(session.storage, next, newMac);
-    const engine = new Engine(session.storage, next, state, oldKey!, newKey, newMac, options);
+    const engine = new Engine(
+      session.storage,
+      next,
+      state,
+      oldKey!,
+      newKey,
+      newMac,
+      options,
+      session.workers,
+    );
     const report = await engine.run();
     return {
       ...report,
@@ -259,7 +282,7 @@ export async function resumeReencrypt(
   path: string,
   options: ResumeReencryptOptions,
 ): Promise<ReencryptReport> {
-  const session = await beginSession(path, options.storage);
+  const session = await beginSession(path, options);
   let newKey: Uint8Array | null = null;
   let oldKey: Uint8Array | null = null;
   let newMac: Uint8Array | null = null;
@@ -287,7 +310,16 @@ export async function resumeReencrypt(
     }
     checkKeyHalves(oldKey);
     if (options.resilience !== undefined) checkJournalFits(options.resilience, fields);
-    const engine = new Engine(session.storage, fields, state, oldKey, newKey, newMac, options);
+    const engine = new Engine(
+      session.storage,
+      fields,
+      state,
+      oldKey,
+      newKey,
+      newMac,
+      options,
+      session.workers,
+    );
     const report = await engine.run();
     return { ...report, keptSlots: activeSlots(fields), removedSlots: [] };
   } finally {
@@ -296,12 +328,12 @@ export async function resumeReencrypt(
   }
 }
 
-/** A prepared segment: its journal record and its new ciphertext, not yet on disk. */
+/** A prepared segment: its journal record and its new ciphertext in pool buffers. */
 interface Prepared {
   first: number;
   count: number;
   record: Uint8Array;
-  cipher: Uint8Array;
+  chunks: Chunk[];
 }
 
 /** The segment loop of SPEC §15.6 and the recovery of §15.7 on one locked, unlocked volume. */
@@ -318,10 +350,12 @@ class Engine {
     private readonly storage: Storage,
     private fields: HeaderFields,
     private state: ReencryptState,
-    oldKey: Uint8Array,
-    newKey: Uint8Array,
+    /** Owned and wiped by the caller after run(). */
+    private readonly oldKey: Uint8Array,
+    private readonly newKey: Uint8Array,
     private readonly macKey: Uint8Array,
     private readonly options: ReencryptRunOptions,
+    private readonly workers: RecryptWorkers | null,
   ) {
     this.ss = fields.sectorSize;
     this.sectorCount = sectorCountOf(fields);
@@ -381,12 +415,20 @@ class Engine {
     return this.fields.dataOffset + sector * this.ss;
   }
 
-  private async readData(sector: number, bytes: number): Promise<Uint8Array> {
-    const data = await this.storage.readAt(this.dataOffset(sector), bytes);
-    if (data.length !== bytes) {
+  /** Read whole sectors into `view` (reusing it when the storage can, SPEC §15.6 step 1). */
+  private async readData(sector: number, view: Uint8Array): Promise<Uint8Array> {
+    const offset = this.dataOffset(sector);
+    let got: number;
+    if (this.storage.readInto) got = await this.storage.readInto(offset, view);
+    else {
+      const data = await this.storage.readAt(offset, view.length);
+      view.set(data);
+      got = data.length;
+    }
+    if (got !== view.length) {
       throw new IoError('IO_ERROR', `reading sector ${sector}: container is truncated`);
     }
-    return data;
+    return view;
   }
 
   /**
@@ -433,7 +475,7 @@ class Engine {
           sector,
         );
       } else {
-        const current = await this.readData(sector, bytes);
+        const current = await this.readData(sector, new Uint8Array(bytes));
         plain = this.oldXts.decryptSectors(current, sector);
         const plainNew = this.newXts.decryptSectors(current, sector);
         const fp = journalRecordBytes('checksum', this.ss, 1);
@@ -463,52 +505,63 @@ class Engine {
    */
   private async loop(): Promise<boolean> {
     let pos = this.state.sectorsDone;
-    // Two segment buffers: one being written while the next is prepared (none if done).
-    const segmentBytes = Math.min(this.segmentSectors, this.sectorCount - pos) * this.ss;
-    const buffers = [0, 1].map(() => new Uint8Array(segmentBytes));
-    const plainTmp = new Uint8Array(Math.min(CHUNK_BYTES, segmentBytes));
-    let slot = 0;
-    let k = 0;
     let inflight: Promise<void> | null = null;
-    try {
-      while (pos < this.sectorCount) {
-        if (this.options.signal?.aborted) break;
-        const count = Math.min(this.segmentSectors, this.sectorCount - pos);
-        // Step 1, overlapping the write of the previous segment (still in flight).
-        const prepared = await this.prepare(pos, count, buffers[k % 2]!, plainTmp);
-        if (inflight !== null) {
-          const previous: Promise<void> = inflight;
-          inflight = null;
-          await previous;
+    const remaining = this.sectorCount - pos;
+    if (remaining > 0) {
+      const segment = Math.min(this.segmentSectors, remaining);
+      const chunkSectors = Math.max(1, Math.min(segment, Math.floor(CHUNK_BYTES / this.ss)));
+      const chunksPerSegment = Math.ceil(segment / chunkSectors);
+      const recrypter = this.workers
+        ? await this.workers.start(this.oldKey, this.newKey)
+        : inlineRecrypter(this.oldKey, this.newKey, this.ss);
+      // Two segments' worth of chunk buffers: one segment being written while the next is
+      // read and re-encrypted (SPEC §15.6 steps 1 and 4 overlap; steps 2–3 wait for both).
+      const pool = new BufferPool(
+        Array.from({ length: 2 * chunksPerSegment }, () =>
+          recrypter.allocate(chunkSectors * this.ss),
+        ),
+      );
+      let slot = 0;
+      try {
+        while (pos < this.sectorCount) {
+          if (this.options.signal?.aborted) break;
+          const count = Math.min(this.segmentSectors, this.sectorCount - pos);
+          // Step 1, overlapping the write of the previous segment (still in flight).
+          const prepared = await this.prepare(pos, count, chunkSectors, pool, recrypter);
+          if (inflight !== null) {
+            const previous: Promise<void> = inflight;
+            inflight = null;
+            await previous;
+          }
+          // Step 2: the record goes to the slot the current header does not reference.
+          await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
+          await this.storage.syncData();
+          // Step 3: from here on a crash is recovered from that record.
+          await this.headerUpdate({
+            ...this.state,
+            resilience: this.resilience,
+            sectorsDone: pos,
+            segmentSectors: count,
+            journalSlot: slot,
+            journalDigest: digest(prepared.record),
+          });
+          // Step 4: the new ciphertext, then fdatasync (awaited before the next step 3).
+          inflight = this.writeSegment(prepared, pool);
+          inflight.catch(() => undefined); // awaited below; never an unhandled rejection
+          pos += count;
+          slot ^= 1;
         }
-        // Step 2: the record goes to the slot the current header does not reference.
-        await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
-        await this.storage.syncData();
-        // Step 3: from here on a crash is recovered from that record.
-        await this.headerUpdate({
-          ...this.state,
-          resilience: this.resilience,
-          sectorsDone: pos,
-          segmentSectors: count,
-          journalSlot: slot,
-          journalDigest: digest(prepared.record),
-        });
-        // Step 4: the new ciphertext, then fdatasync (awaited before the next step 3).
-        inflight = this.writeSegment(prepared);
-        inflight.catch(() => undefined); // awaited below; never an unhandled rejection
-        pos += count;
-        slot ^= 1;
-        k++;
+        if (inflight !== null) {
+          const last: Promise<void> = inflight;
+          inflight = null;
+          await last;
+        }
+      } finally {
+        // Never leave a write running past this point (the storage closes after us).
+        if (inflight !== null) await (inflight as Promise<void>).catch(() => undefined);
+        await recrypter.close();
+        pool.wipeAll(); // the buffers held plaintext for a moment
       }
-      if (inflight !== null) {
-        const last: Promise<void> = inflight;
-        inflight = null;
-        await last;
-      }
-    } finally {
-      // Never leave a write running past this point (the storage closes after us).
-      if (inflight !== null) await (inflight as Promise<void>).catch(() => undefined);
-      wipe(plainTmp);
     }
     // Step F1 (or the safe stop point): record the progress with nothing in flight.
     await this.headerUpdate({
@@ -526,49 +579,114 @@ class Engine {
     return true;
   }
 
-  /** Read a segment's old ciphertext, build its record and its new ciphertext in `buffer`. */
+  /**
+   * Step 1 for one segment: read its old ciphertext chunk by chunk into pool buffers, build its
+   * record, and re-encrypt each chunk in place (on the workers, while the next chunk is read).
+   */
   private async prepare(
     first: number,
     count: number,
-    buffer: Uint8Array,
-    plainTmp: Uint8Array,
+    chunkSectors: number,
+    pool: BufferPool,
+    recrypter: Recrypter,
   ): Promise<Prepared> {
-    const bytes = count * this.ss;
-    const out = buffer.subarray(0, bytes);
     const journal = this.resilience === 'journal';
     const record = new Uint8Array(journalRecordBytes(this.resilience, this.ss, count));
-    const chunk = plainTmp.length;
-    const readChunk = (off: number): Promise<Uint8Array> => {
-      const p = this.readData(first + off / this.ss, Math.min(chunk, bytes - off));
-      p.catch(() => undefined); // awaited in order below
-      return p;
+    const total = Math.ceil(count / chunkSectors);
+    const reads: Promise<Chunk>[] = [];
+    const jobs: Promise<void>[] = [];
+    // Reads run up to READ_AHEAD chunks ahead of the re-encryption, in pool buffers.
+    const issue = () => {
+      const done = reads.length * chunkSectors;
+      const n = Math.min(chunkSectors, count - done);
+      const read = (async (): Promise<Chunk> => {
+        const buffer = await pool.take();
+        const chunk = { buffer, view: buffer.subarray(0, n * this.ss), sector: first + done };
+        try {
+          await this.readData(chunk.sector, chunk.view);
+        } catch (err) {
+          pool.give(buffer);
+          throw err;
+        }
+        return chunk;
+      })();
+      read.catch(() => undefined); // awaited in order below
+      reads.push(read);
     };
-    let next = readChunk(0);
-    for (let off = 0; off < bytes; off += chunk) {
-      const cipher = await next;
-      if (off + chunk < bytes) next = readChunk(off + chunk); // read ahead while we compute
-      const len = cipher.length;
-      if (journal) record.set(cipher, off);
-      else
-        record.set(
-          buildChecksumRecord(cipher),
-          (off / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES,
-        );
-      const sector = first + off / this.ss;
-      const plain = plainTmp.subarray(0, len);
-      this.oldXts.decryptSectors(cipher, sector, plain);
-      this.newXts.encryptSectors(plain, sector, out.subarray(off, off + len));
-      this.progress(sector + len / this.ss);
+    while (reads.length < Math.min(READ_AHEAD, total)) issue();
+    const chunks: Chunk[] = [];
+    try {
+      for (let i = 0; i < total; i++) {
+        const chunk = await reads[i]!;
+        chunks.push(chunk);
+        if (reads.length < total) issue();
+        const at = (chunk.sector - first) * this.ss;
+        if (journal) record.set(chunk.view, at);
+        else {
+          const fp = buildChecksumRecord(chunk.view);
+          record.set(fp, (at / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES);
+        }
+        const job = recrypter.recrypt(chunk.view, chunk.sector);
+        job.catch(() => undefined); // awaited below
+        jobs.push(job);
+        this.progress(chunk.sector + chunk.view.length / this.ss);
+      }
+      await Promise.all(jobs);
+    } catch (err) {
+      await Promise.allSettled([...jobs, ...reads]);
+      for (const c of chunks) pool.give(c.buffer);
+      for (const r of reads.slice(chunks.length)) {
+        const c = await r.catch(() => null);
+        if (c) pool.give(c.buffer);
+      }
+      throw err;
     }
-    return { first, count, record, cipher: out };
+    return { first, count, record, chunks };
   }
 
-  private async writeSegment(p: Prepared): Promise<void> {
-    for (let off = 0; off < p.cipher.length; off += CHUNK_BYTES) {
-      const part = p.cipher.subarray(off, Math.min(off + CHUNK_BYTES, p.cipher.length));
-      await this.storage.writeAt(this.dataOffset(p.first) + off, part);
+  /** Step 4: write a prepared segment's chunks, fdatasync, return the buffers to the pool. */
+  private async writeSegment(p: Prepared, pool: BufferPool): Promise<void> {
+    try {
+      for (const c of p.chunks) await this.storage.writeAt(this.dataOffset(c.sector), c.view);
+      await this.storage.syncData();
+    } finally {
+      for (const c of p.chunks) pool.give(c.buffer);
     }
-    await this.storage.syncData();
+  }
+}
+
+/** A pool buffer holding one chunk of a prepared segment. */
+interface Chunk {
+  buffer: Uint8Array;
+  view: Uint8Array;
+  sector: number;
+}
+
+/** Fixed set of reusable chunk buffers; `take()` waits until one is given back. */
+class BufferPool {
+  private readonly free: Uint8Array[];
+  private readonly waiting: ((b: Uint8Array) => void)[] = [];
+  private readonly all: Uint8Array[];
+
+  constructor(buffers: Uint8Array[]) {
+    this.all = buffers;
+    this.free = [...buffers];
+  }
+
+  take(): Promise<Uint8Array> {
+    const b = this.free.pop();
+    if (b !== undefined) return Promise.resolve(b);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(b: Uint8Array): void {
+    const next = this.waiting.shift();
+    if (next) next(b);
+    else this.free.push(b);
+  }
+
+  wipeAll(): void {
+    for (const b of this.all) wipe(b);
   }
 }
 
@@ -586,9 +704,9 @@ function digest(record: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(record).digest());
 }
 
-/** Open, read the header (SPEC §8), check the length, take the lock. */
-async function beginSession(path: string, storage?: Storage): Promise<Session> {
-  const st = storage ?? (await FileStorage.open(path));
+/** Open, read the header (SPEC §8), check the length, take the lock, spawn the workers. */
+async function beginSession(path: string, options: ReencryptRunOptions): Promise<Session> {
+  const st = options.storage ?? (await FileStorage.open(path));
   try {
     const choice = await readHeaderChoice(st);
     const need = containerSizeOf(choice.fields);
@@ -606,7 +724,12 @@ async function beginSession(path: string, storage?: Storage): Promise<Session> {
       );
     }
     const lock = await acquireLock(path);
-    return { storage: st, lock, choice };
+    const f = choice.fields;
+    const done = isReencrypting(f) ? decodeReencryptState(f.featureArea, f).sectorsDone : 0;
+    const remaining = f.dataSize - done * f.sectorSize;
+    const threads = options.threads ?? (remaining >= WORKER_MIN_BYTES ? DEFAULT_THREADS : 0);
+    const workers = threads > 0 ? new RecryptWorkers(f.sectorSize, threads) : null;
+    return { storage: st, lock, choice, workers };
   } catch (err) {
     await st.close();
     throw err;
@@ -615,6 +738,7 @@ async function beginSession(path: string, storage?: Storage): Promise<Session> {
 
 async function endSession(session: Session): Promise<void> {
   try {
+    await session.workers?.close();
     await session.storage.close();
   } finally {
     await session.lock.release();

@@ -37,6 +37,14 @@ export class FaultStorage implements Storage {
     return this.inner.readAt(offset, length);
   }
 
+  async readInto(offset: number, buffer: Uint8Array): Promise<number> {
+    this.alive();
+    if (this.inner.readInto) return this.inner.readInto(offset, buffer);
+    const data = await this.inner.readAt(offset, buffer.length);
+    buffer.set(data);
+    return data.length;
+  }
+
   async writeAt(offset: number, data: Uint8Array): Promise<void> {
     this.alive();
     const index = this.writes++;
