@@ -160,7 +160,7 @@ export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): Heade
   if (!isAllZero(bytes.subarray(H.reserved1, H.headerMac))) field('reserved bytes not zero');
   const featureArea = bytes.slice(H.featureArea, H.featureArea + FEATURE_AREA_BYTES);
   if ((features.incompat & INCOMPAT_REENCRYPT) !== 0n) {
-    // SPEC §15.2: the re-encryption flag assigns the feature area; §10 row 22 checks it.
+    // SPEC §15.2: the re-encryption flag assigns the feature area; §10 row 30 checks it.
     try {
       decodeReencryptState(featureArea, layout);
     } catch (err) {

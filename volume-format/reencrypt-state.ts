@@ -87,7 +87,7 @@ export function encodeReencryptState(state: ReencryptState, layout: Layout): Uin
 
 /**
  * Decode and validate `feature_area` of a copy whose `INCOMPAT_REENCRYPT` flag is set
- * (SPEC §10 row 22). Throws `HEADER_FIELD`: the bytes come from disk, so every rule is a
+ * (SPEC §10 row 30). Throws `HEADER_FIELD`: the bytes come from disk, so every rule is a
  * normal error path.
  */
 export function decodeReencryptState(area: Uint8Array, layout: Layout): ReencryptState {
@@ -124,7 +124,7 @@ export function decodeReencryptState(area: Uint8Array, layout: Layout): Reencryp
   return state;
 }
 
-/** SPEC §10 row 22: the rules on the decoded fields, or null when they hold. */
+/** SPEC §10 row 30: the rules on the decoded fields, or null when they hold. */
 function stateProblem(s: ReencryptState, layout: Layout): string | null {
   const sectorCount = layout.dataSize / layout.sectorSize;
   const ints = [s.sectorsDone, s.segmentSectors, s.journalSlot];

@@ -299,7 +299,7 @@ export async function resumeReencrypt(
     }
     newMac = deriveHeaderMacKey(newKey, fields.uuid);
     await verifyAndRepair(session, newMac);
-    // Decoded (and checked, SPEC §10 row 22) when the copy was read; the MAC now vouches too.
+    // Decoded (and checked, SPEC §10 row 30) when the copy was read; the MAC now vouches too.
     const state = decodeReencryptState(fields.featureArea, fields);
     oldKey = unwrapOldMasterKey(newKey, fields.uuid, state);
     if (oldKey === null) {
