@@ -1,17 +1,24 @@
 /**
  * The mounted volume against this machine's own ceiling, measured in the same run: an
- * unencrypted ext4 image on the kernel loop driver (issue 3 acceptance). Workloads, on each:
+ * unencrypted ext4 image on the kernel loop driver (issue 6 acceptance). Workloads, on each:
  * - sequential write of a 512 MiB file: `dd bs=1M conv=fdatasync`;
  * - sequential read of it after `echo 3 > /proc/sys/vm/drop_caches`: `dd bs=1M`;
  * - 4 KiB random read and random write at queue depth 1: `fio` (psync, direct=1, so each I/O
  *   reaches the device under the filesystem instead of the page cache), on a 256 MiB file.
- * Also the peak RSS (VmHWM) of the serving process.
+ *
+ * Both filesystems are set up once, then measured in interleaved repetitions (plain,
+ * encrypted, encrypted, plain, ...: the order alternates so drift on a shared machine hits
+ * both alike); each figure is the median of the repetitions, and the ratio is the ratio of the
+ * medians. Also the peak RSS (VmHWM) of the serving process over the whole run.
  *
  * Needs root (loop devices, drop_caches), fio and about 2.5 GiB free in the temp directory.
- * Run alone with `node dist/bench/mount.js`, or through `npm run bench` (bench/run.ts).
+ * Run alone with `node dist/bench/mount.js [--reps N] [--fio-seconds S]`, or through
+ * `npm run bench` (bench/run.ts). The serving process inherits the environment, so
+ * `CRYPTAINER_TRACE=1` adds its per-request trace to the server log, which is printed at the
+ * end when set.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,21 +36,36 @@ export interface MountBenchFigures {
   randWriteIops: number;
 }
 
+const KEYS: (keyof MountBenchFigures)[] = [
+  'seqWriteMBps',
+  'seqReadMBps',
+  'randReadIops',
+  'randWriteIops',
+];
+
 /** What {@link benchMount} measured. */
 export interface MountBenchResult {
+  /** Every repetition, in the order measured. */
+  plainRuns: MountBenchFigures[];
+  encryptedRuns: MountBenchFigures[];
+  /** Medians of the repetitions. */
   plain: MountBenchFigures;
   encrypted: MountBenchFigures;
-  /** encrypted / plain for each figure. */
+  /** encrypted / plain for each median. */
   ratio: MountBenchFigures;
   /** Peak resident set size of the serving process, in MiB. */
   serverPeakRssMiB: number;
+  /** The server log (with the trace, when CRYPTAINER_TRACE was set). */
+  serverLog: string;
 }
 
 /** Options for {@link benchMount}. */
 export interface MountBenchOptions {
+  /** Repetitions per target (default 3). */
+  reps?: number;
   /** Size of the sequential file (default 512 MiB). */
   seqBytes?: number;
-  /** fio file size (default 256 MiB) and run time per job (default 10 s). */
+  /** fio file size (default 256 MiB) and run time per job (default 8 s). */
   fioBytes?: number;
   fioSeconds?: number;
   /** Print progress lines (default true). */
@@ -118,10 +140,24 @@ async function measure(dir: string, o: Required<MountBenchOptions>): Promise<Mou
   return { seqWriteMBps, seqReadMBps, randReadIops, randWriteIops };
 }
 
-function peakRssMiB(pid: number): number {
+/** Peak resident set size (VmHWM) of a process, in MiB. */
+export function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Median of a non-empty list. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function medians(runs: MountBenchFigures[]): MountBenchFigures {
+  const out = {} as MountBenchFigures;
+  for (const k of KEYS) out[k] = median(runs.map((r) => r[k]));
+  return out;
 }
 
 /**
@@ -130,9 +166,10 @@ function peakRssMiB(pid: number): number {
  */
 export async function benchMount(options: MountBenchOptions = {}): Promise<MountBenchResult> {
   const o: Required<MountBenchOptions> = {
+    reps: options.reps ?? 3,
     seqBytes: options.seqBytes ?? 512 * MIB,
     fioBytes: options.fioBytes ?? 256 * MIB,
-    fioSeconds: options.fioSeconds ?? 10,
+    fioSeconds: options.fioSeconds ?? 8,
     verbose: options.verbose ?? true,
   };
   const say = (s: string): void => {
@@ -140,55 +177,63 @@ export async function benchMount(options: MountBenchOptions = {}): Promise<Mount
   };
   const volumeBytes = o.seqBytes + o.fioBytes + 256 * MIB;
   const dir = mkdtempSync(join(tmpdir(), 'cryptainer-bench-'));
-  const env = { ...process.env, CRYPTAINER_RUNTIME_DIR: join(dir, 'run') };
+  const runDir = join(dir, 'run');
+  const env = { ...process.env, CRYPTAINER_RUNTIME_DIR: runDir };
   const plainMnt = join(dir, 'plain');
   const encMnt = join(dir, 'enc');
   mkdirSync(plainMnt);
   mkdirSync(encMnt);
   let loop: string | null = null;
   let encMounted = false;
+  const run = (args: string[]): string => {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+    if (r.status !== 0) throw new Error(`cryptainer ${args[0]}: ${r.stderr}`);
+    return r.stdout;
+  };
   try {
-    // Unencrypted ceiling: an ext4 image on the kernel loop driver.
+    // Unencrypted ceiling: an ext4 image on the kernel loop driver (losetup's defaults).
     const img = join(dir, 'plain.img');
     sh('truncate', ['-s', String(volumeBytes), img]);
     sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', img]);
     loop = sh('losetup', ['--find', '--show', img]).trim();
     sh('mount', [loop, plainMnt]);
-    say(`plain ext4 on ${loop}: measuring...`);
-    const plain = await measure(plainMnt, o);
-    sh('umount', [plainMnt]);
-    sh('losetup', ['-d', loop]);
-    loop = null;
-    rmSync(img);
 
     // The same through cryptainer: create (ext4 through the drive), mount in the background.
     const vol = join(dir, 'enc.img');
     const pass = join(dir, 'pass');
     writeFileSync(pass, 'bench passphrase\n', { mode: 0o600 });
     const cheap = ['--kdf-memory', '64', '--kdf-time', '1', '--kdf-parallelism', '1'];
-    const run = (args: string[]): string => {
-      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
-      if (r.status !== 0) throw new Error(`cryptainer ${args[0]}: ${r.stderr}`);
-      return r.stdout;
-    };
     run(['create', vol, '--size', String(volumeBytes), '--passphrase-file', pass, ...cheap]);
     run(['mount', vol, encMnt, '--passphrase-file', pass]);
     encMounted = true;
     const listed = JSON.parse(run(['list', '--json'])) as { pid: number }[];
     const pid = listed[0]!.pid;
-    say(`cryptainer ext4 (server pid ${pid}): measuring...`);
-    const encrypted = await measure(encMnt, o);
+    say(`plain ext4 on ${loop}; cryptainer ext4 served by pid ${pid}; ${o.reps} repetitions`);
+
+    const plainRuns: MountBenchFigures[] = [];
+    const encryptedRuns: MountBenchFigures[] = [];
+    for (let rep = 0; rep < o.reps; rep++) {
+      const order = rep % 2 === 0 ? ['plain', 'enc'] : ['enc', 'plain'];
+      for (const which of order) {
+        const f = await measure(which === 'plain' ? plainMnt : encMnt, o);
+        (which === 'plain' ? plainRuns : encryptedRuns).push(f);
+        say(
+          `  rep ${rep + 1} ${which.padEnd(5)} seq write ${f.seqWriteMBps.toFixed(0)} MB/s, ` +
+            `seq read ${f.seqReadMBps.toFixed(0)} MB/s, rand read ${f.randReadIops.toFixed(0)} IOPS, ` +
+            `rand write ${f.randWriteIops.toFixed(0)} IOPS`,
+        );
+      }
+    }
     const serverPeakRssMiB = peakRssMiB(pid);
+    const serverLog = readServerLogs(runDir); // before unmount, which removes the entry
     run(['unmount', encMnt]);
     encMounted = false;
 
-    const ratio: MountBenchFigures = {
-      seqWriteMBps: encrypted.seqWriteMBps / plain.seqWriteMBps,
-      seqReadMBps: encrypted.seqReadMBps / plain.seqReadMBps,
-      randReadIops: encrypted.randReadIops / plain.randReadIops,
-      randWriteIops: encrypted.randWriteIops / plain.randWriteIops,
-    };
-    return { plain, encrypted, ratio, serverPeakRssMiB };
+    const plain = medians(plainRuns);
+    const encrypted = medians(encryptedRuns);
+    const ratio = {} as MountBenchFigures;
+    for (const k of KEYS) ratio[k] = encrypted[k] / plain[k];
+    return { plainRuns, encryptedRuns, plain, encrypted, ratio, serverPeakRssMiB, serverLog };
   } finally {
     if (encMounted) spawnSync(process.execPath, [CLI, 'unmount', encMnt], { env });
     spawnSync('umount', [plainMnt]);
@@ -197,26 +242,80 @@ export async function benchMount(options: MountBenchOptions = {}): Promise<Mount
   }
 }
 
+/** The server.log files under a runtime directory (the entry is removed at unmount: best effort). */
+function readServerLogs(runDir: string): string {
+  const texts: string[] = [];
+  const walk = (d: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(d, n);
+      if (n === 'server.log') texts.push(readFileSync(p, 'utf8'));
+      else walk(p);
+    }
+  };
+  walk(runDir);
+  return texts.join('\n');
+}
+
+/** Acceptance targets of issue 6 (ratios to the unencrypted image; RSS in MiB). */
+export const MOUNT_TARGETS: MountBenchFigures & { rssMiB: number } = {
+  seqWriteMBps: 0.75,
+  seqReadMBps: 0.9,
+  randReadIops: 0.9,
+  randWriteIops: 0.6,
+  rssMiB: 100,
+};
+
 /** Print a result as a table. */
 export function printMountBench(r: MountBenchResult): void {
-  const row = (name: string, unit: string, key: keyof MountBenchFigures, target: string) => {
-    const p = r.plain[key];
-    const e = r.encrypted[key];
+  const row = (name: string, unit: string, key: keyof MountBenchFigures) => {
+    const ratio = r.ratio[key];
+    const target = MOUNT_TARGETS[key];
     console.log(
-      `${name.padEnd(24)} ${p.toFixed(0).padStart(8)} ${e.toFixed(0).padStart(10)} ${unit.padEnd(5)} ` +
-        `${r.ratio[key].toFixed(2).padStart(6)}  ${target}`,
+      `${name.padEnd(24)} ${r.plain[key].toFixed(0).padStart(8)} ${r.encrypted[key].toFixed(0).padStart(10)} ` +
+        `${unit.padEnd(5)} ${ratio.toFixed(2).padStart(6)}  >= ${target}${ratio < target ? '  BELOW TARGET' : ''}`,
     );
   };
+  console.log(`\nmedians of ${r.plainRuns.length} interleaved repetitions`);
   console.log(
     `${'workload'.padEnd(24)} ${'plain'.padStart(8)} ${'cryptainer'.padStart(10)}       ratio  target`,
   );
-  row('seq write 512M (dd)', 'MB/s', 'seqWriteMBps', '>= 0.5');
-  row('seq read 512M (dd)', 'MB/s', 'seqReadMBps', '>= 0.5');
-  row('4k rand read QD1 (fio)', 'IOPS', 'randReadIops', '>= 0.5');
-  row('4k rand write QD1 (fio)', 'IOPS', 'randWriteIops', '');
-  console.log(`serving process peak RSS: ${r.serverPeakRssMiB.toFixed(0)} MiB (target < 200)`);
+  row('seq write 512M (dd)', 'MB/s', 'seqWriteMBps');
+  row('seq read 512M (dd)', 'MB/s', 'seqReadMBps');
+  row('4k rand read QD1 (fio)', 'IOPS', 'randReadIops');
+  row('4k rand write QD1 (fio)', 'IOPS', 'randWriteIops');
+  const rss = r.serverPeakRssMiB;
+  console.log(
+    `serving process peak RSS (VmHWM): ${rss.toFixed(0)} MiB, target <= ${MOUNT_TARGETS.rssMiB}` +
+      (rss > MOUNT_TARGETS.rssMiB ? '  ABOVE TARGET' : ''),
+  );
+}
+
+/** `--name value` from argv, as a number. */
+function numberArg(argv: string[], name: string): number | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? Number(argv[i + 1]) : undefined;
+}
+
+/** Options from command-line flags (`--reps N --fio-seconds S --seq-mib M`). */
+export function mountBenchOptionsFrom(argv: string[]): MountBenchOptions {
+  const o: MountBenchOptions = {};
+  const reps = numberArg(argv, '--reps');
+  const fioSeconds = numberArg(argv, '--fio-seconds');
+  const seqMiB = numberArg(argv, '--seq-mib');
+  if (reps !== undefined) o.reps = reps;
+  if (fioSeconds !== undefined) o.fioSeconds = fioSeconds;
+  if (seqMiB !== undefined) o.seqBytes = seqMiB * MIB;
+  return o;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  printMountBench(await benchMount());
+  const r = await benchMount(mountBenchOptionsFrom(process.argv.slice(2)));
+  printMountBench(r);
+  if (process.env.CRYPTAINER_TRACE && r.serverLog) console.log('\nserver log:\n' + r.serverLog);
 }

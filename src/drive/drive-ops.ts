@@ -5,9 +5,11 @@
  * sectors; `fsync` and `flush` reach the container as `fdatasync`.
  *
  * Copies: a write request's buffer (the kernel's, handed over by fuse-native) is encrypted
- * straight from where it lies; a read is decrypted into a fresh buffer and copied once into
- * the request's buffer.
+ * straight from where it lies into a reused scratch buffer; a read's ciphertext is read into
+ * the request's own buffer and decrypted in place. Requests are served with synchronous file
+ * I/O (see {@link DRIVE_SYNC_IO}).
  */
+import { now, traceStart } from '../trace.js';
 import type { Volume } from '../volume/volume.js';
 import {
   ERRNO,
@@ -53,9 +55,16 @@ export interface Drive {
   stats: DriveStats;
 }
 
+/** Which requests use synchronous file I/O (bench/PERFORMANCE.md has the measurements). */
+export const DRIVE_SYNC_IO = {
+  readMaxBytes: Number(process.env.CRYPTAINER_SYNC_READ_MAX ?? 131072),
+  writeMaxBytes: Number(process.env.CRYPTAINER_SYNC_WRITE_MAX ?? 131072),
+};
+
 /** Build the FUSE handlers exposing `volume` as the single file `/volume`. */
 export function createDriveHandlers(volume: Volume, options: DriveOptions): Drive {
   const readOnly = options.readOnly === true || volume.readOnly;
+  volume.setSyncIo(DRIVE_SYNC_IO);
   const size = volume.sizeBytes;
   const started = new Date();
   const stats: DriveStats = {
@@ -113,9 +122,15 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       checkFile(path);
       const n = Math.min(length, size - position);
       if (n <= 0) return 0; // at or past the end: EOF
-      const plain = await volume.read(position, n);
-      if (state.answered) return 0; // timed out: the kernel's buffer is no longer ours
-      buffer.set(plain, 0);
+      const span = traceStart('read', n);
+      // Decrypted straight into the kernel's buffer; after any wait the volume first asks
+      // whether the request timed out (then the buffer is no longer ours).
+      const done = await volume.readInto(position, buffer.subarray(0, n), {
+        span,
+        abandoned: () => state.answered,
+      });
+      span?.end();
+      if (!done) return 0;
       stats.reads++;
       stats.bytesRead += n;
       return n;
@@ -126,7 +141,9 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       if (readOnly) throw new FuseErrno(ERRNO.EROFS);
       if (position >= size) throw new FuseErrno(ERRNO.ENOSPC); // as a block device would
       const n = Math.min(length, size - position);
-      await volume.write(position, buffer.subarray(0, n));
+      const span = traceStart('write', n);
+      await volume.write(position, buffer.subarray(0, n), span);
+      span?.end();
       stats.writes++;
       stats.bytesWritten += n;
       lastWrite = new Date();
@@ -138,14 +155,22 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       checkFile(path);
       if (readOnly) return;
       stats.syncs++;
+      const span = traceStart('flush', 0);
+      const t = now();
       await volume.sync();
+      span?.phase('io', t);
+      span?.end();
     },
 
     async fsync(path) {
       checkFile(path);
       if (readOnly) return;
       stats.syncs++;
+      const span = traceStart('fsync', 0);
+      const t = now();
       await volume.sync();
+      span?.phase('io', t);
+      span?.end();
     },
 
     async truncate(path, newSize) {

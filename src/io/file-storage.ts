@@ -1,5 +1,5 @@
 /** {@link Storage} over a regular file, with positional I/O on one file descriptor. */
-import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp, readSync, writeSync } from 'node:fs';
 import { IoError } from '../../volume-format/errors.js';
 import type { Storage } from './storage.js';
 
@@ -68,6 +68,34 @@ export class FileStorage implements Storage {
           offset + done,
         );
         done += bytesWritten;
+      }
+    } catch (err) {
+      throw ioErrorFrom(err, `writing ${this.path} at ${offset}`);
+    }
+  }
+
+  readIntoSync(offset: number, buffer: Uint8Array): number {
+    const fd = this.fd().fd;
+    const length = buffer.length;
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = readSync(fd, buffer, done, length - done, offset + done);
+        if (n === 0) break; // end of file
+        done += n;
+      }
+    } catch (err) {
+      throw ioErrorFrom(err, `reading ${this.path} at ${offset}`);
+    }
+    return done;
+  }
+
+  writeAtSync(offset: number, data: Uint8Array): void {
+    const fd = this.fd().fd;
+    let done = 0;
+    try {
+      while (done < data.length) {
+        done += writeSync(fd, data, done, data.length - done, offset + done);
       }
     } catch (err) {
       throw ioErrorFrom(err, `writing ${this.path} at ${offset}`);

@@ -14,6 +14,14 @@ export interface Storage {
   readInto?(offset: number, buffer: Uint8Array): Promise<number>;
   /** Write all of `data` at `offset`. */
   writeAt(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Optional synchronous {@link readInto}, for the mounted drive's small requests: a page-cache
+   * hit costs a few µs this way against ≈ 50 µs through the thread pool (bench/PERFORMANCE.md).
+   * It blocks the calling thread for as long as the disk takes.
+   */
+  readIntoSync?(offset: number, buffer: Uint8Array): number;
+  /** Optional synchronous {@link writeAt}; same trade-off as {@link readIntoSync}. */
+  writeAtSync?(offset: number, data: Uint8Array): void;
   /** Make every completed write durable (fsync). */
   sync(): Promise<void>;
   /** Make written data durable without forcing metadata that is not needed (fdatasync). */

@@ -26,10 +26,24 @@ export class RangeLock {
   /** Wait until [first, end) can be held in the given mode; resolves to the release function. */
   acquire(first: number, end: number, exclusive: boolean): Promise<() => void> {
     const want: Range = { first, end, exclusive };
-    const blocked =
-      [...this.held].some((h) => clash(h, want)) || this.waiters.some((w) => clash(w, want));
-    if (!blocked) return Promise.resolve(this.take(want));
+    if (!this.blocked(want, this.waiters)) return Promise.resolve(this.take(want));
     return new Promise((grant) => this.waiters.push({ ...want, grant }));
+  }
+
+  /**
+   * Take [first, end) now if nothing held or queued clashes with it, else return null (the
+   * caller then waits with {@link acquire}). Lets a request that does all its work
+   * synchronously skip the promise round trip.
+   */
+  tryAcquire(first: number, end: number, exclusive: boolean): (() => void) | null {
+    const want: Range = { first, end, exclusive };
+    return this.blocked(want, this.waiters) ? null : this.take(want);
+  }
+
+  private blocked(want: Range, queued: Waiter[]): boolean {
+    for (const h of this.held) if (clash(h, want)) return true;
+    for (const w of queued) if (clash(w, want)) return true;
+    return false;
   }
 
   /** Number of ranges held now (for tests and leak checks). */
@@ -53,9 +67,7 @@ export class RangeLock {
     this.waiters = [];
     for (const w of queue) {
       // A waiter stays queued if a held range or an earlier, still-waiting one clashes with it.
-      const blocked =
-        [...this.held].some((h) => clash(h, w)) || this.waiters.some((e) => clash(e, w));
-      if (blocked) this.waiters.push(w);
+      if (this.blocked(w, this.waiters)) this.waiters.push(w);
       else w.grant(this.take({ first: w.first, end: w.end, exclusive: w.exclusive }));
     }
   }
