@@ -18,6 +18,7 @@ import { registerMount } from './commands/mount.js';
 import { registerUnmount } from './commands/unmount.js';
 import { registerList } from './commands/list.js';
 import { registerReencrypt } from './commands/reencrypt.js';
+import { registerBenchmark } from './commands/benchmark.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /** Build the program with every command registered. */
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerUnmount(program);
   registerList(program);
   registerReencrypt(program);
+  registerBenchmark(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
