@@ -4,11 +4,10 @@
  * the process that calls them is usually the one serving the drive they work on, and a
  * blocked event loop would deadlock it (FACTS.md: the server must never wait on its own mount).
  */
-import { execFile } from 'node:child_process';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BusyError, MountError, UsageError } from '../../volume-format/errors.js';
-import { unescapeMountPath } from './fuse-adapter.js';
+import { runCommand, unescapeMountPath } from './fuse-adapter.js';
 
 /** Filesystems cryptainer puts inside a volume. `none` = the raw drive only. */
 export type FilesystemKind = 'ext4' | 'ntfs' | 'none';
@@ -20,26 +19,9 @@ export interface ToolResult {
   stderr: string;
 }
 
-/** Run a tool; never throws for a non-zero status (see {@link runStep}). */
+/** Run a tool; never throws for a non-zero status (see {@link runStep}). 0 = no time limit. */
 export function runTool(file: string, args: string[], timeoutMs = 120_000): Promise<ToolResult> {
-  return new Promise((done) => {
-    execFile(
-      file,
-      args,
-      { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        let code = 0;
-        if (err) {
-          const e = err as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
-          if (typeof e.code === 'number') code = e.code;
-          else if (e.code === 'ENOENT') code = 127;
-          else code = e.killed ? 124 : 1;
-          if (!stderr) stderr = e.code === 'ENOENT' ? `${file}: command not found` : e.message;
-        }
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+  return runCommand(file, args, timeoutMs);
 }
 
 /** Run a tool as mount step `step`; a non-zero status throws `MOUNT_FAILED` naming the step. */
@@ -184,14 +166,18 @@ export async function detachLoop(device: string): Promise<void> {
   throw new MountError('MOUNT_FAILED', `detaching ${device}: ${lastLines(last?.stderr ?? '')}`);
 }
 
-/** Loop devices whose backing file is `file` (by `losetup -j`). */
-export async function loopDevicesOf(file: string): Promise<string[]> {
-  const r = await runTool('losetup', ['-n', '-O', 'NAME', '-j', file]);
-  if (r.code !== 0) return [];
-  return r.stdout
-    .split('\n')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('/dev/loop'));
+/**
+ * The file a loop device is attached to, from sysfs (never touches that file, which may sit on
+ * a dead FUSE mount), or null if the device is not attached.
+ */
+export async function loopBackingFile(device: string): Promise<string | null> {
+  const name = /^\/dev\/(loop\d+)$/.exec(device)?.[1];
+  if (!name) return null;
+  try {
+    return (await fsp.readFile(`/sys/block/${name}/loop/backing_file`, 'utf8')).trim();
+  } catch {
+    return null;
+  }
 }
 
 /** Security defaults for a volume that may come from someone else: no setuid, no devices. */

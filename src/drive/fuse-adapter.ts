@@ -14,8 +14,8 @@
  *   success even while busy; here a busy mount is refused with `VOLUME_BUSY`;
  * - a stale mount (its server died: ENOTCONN) at the mountpoint is detected and cleaned first.
  */
-import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { openSync, promises as fsp, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { BusyError, CryptainerError, MountError } from '../../volume-format/errors.js';
@@ -214,16 +214,78 @@ export function unescapeMountPath(text: string): string {
   return text.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
-function execText(
+/** Output of a command run by {@link runCommand}. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let devNull: number | null = null;
+
+/** Our descriptors open on /dev/fuse (one per live mount of this process). */
+function fuseDeviceFds(): number[] {
+  const out: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`) === '/dev/fuse') out.push(Number(name));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Run a program asynchronously (never blocking: this process may be serving the drive the
+ * program works on), with a time limit (`timeoutMs` 0 = none).
+ *
+ * libfuse opens /dev/fuse without O_CLOEXEC, so every child would inherit the drive's FUSE
+ * connection. A long-lived child (the ntfs-3g daemon) would then keep that connection alive
+ * after our death, and its own reads of the drive would wait forever for an answer instead of
+ * failing with ENOTCONN (measured: ntfs-3g and everything touching its mount hung in
+ * request_wait_answer). Node cannot set FD_CLOEXEC, so in each child those descriptor numbers
+ * are overwritten with /dev/null through the stdio table (libuv dup2's each entry in place).
+ */
+export function runCommand(
   file: string,
   args: string[],
   timeoutMs: number,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+): Promise<CommandResult> {
+  const stdio: (number | 'pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe'];
+  const fds = fuseDeviceFds().filter((fd) => fd > 2);
+  if (fds.length > 0) {
+    devNull ??= openSync('/dev/null', 'r+');
+    const max = Math.max(...fds);
+    while (stdio.length <= max) stdio.push('ignore');
+    for (const fd of fds) stdio[fd] = devNull;
+  }
   return new Promise((done) => {
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code =
-        err === null ? 0 : typeof err.code === 'number' ? err.code : err.killed ? 124 : 127;
-      done({ code, stdout, stderr: stderr || (err?.message ?? '') });
+    let stdout = '';
+    let stderr = '';
+    let child;
+    try {
+      child = spawn(file, args, { stdio });
+    } catch (err) {
+      done({ code: 127, stdout, stderr: `${file}: ${(err as Error).message}` });
+      return;
+    }
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = timeoutMs > 0 ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : undefined;
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      stderr += err.code === 'ENOENT' ? `${file}: command not found` : err.message;
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const status = code ?? (signal === 'SIGKILL' ? 124 : 128);
+      done({ code: stderr.endsWith('command not found') ? 127 : status, stdout, stderr });
     });
   });
 }
@@ -237,8 +299,8 @@ export async function unmountStrict(mountpoint: string): Promise<void> {
   if (!(await isMountpoint(abs))) return;
   const asRoot = process.getuid?.() === 0;
   const r = asRoot
-    ? await execText('umount', [abs], 60_000)
-    : await execText('fusermount', ['-u', abs], 60_000);
+    ? await runCommand('umount', [abs], 60_000)
+    : await runCommand('fusermount', ['-u', abs], 60_000);
   if (r.code === 0) return;
   if (!(await isMountpoint(abs))) return; // someone else unmounted it meanwhile
   if (/busy/i.test(r.stderr)) {
@@ -267,8 +329,8 @@ export async function cleanStaleFuseMount(mountpoint: string): Promise<boolean> 
   } catch {
     const asRoot = process.getuid?.() === 0;
     await (asRoot
-      ? execText('umount', ['-l', abs], 60_000)
-      : execText('fusermount', ['-u', '-z', abs], 60_000));
+      ? runCommand('umount', ['-l', abs], 60_000)
+      : runCommand('fusermount', ['-u', '-z', abs], 60_000));
   }
   return !(await isMountpoint(abs));
 }

@@ -6,10 +6,10 @@
  * is cleaned here, layer by layer.
  */
 import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError, MountError } from '../../volume-format/errors.js';
 import { DRIVE_FILE_NAME } from './drive-ops.js';
-import { detachLoop, findMount, loopDevicesOf, sleep, unmountFilesystem } from './filesystem.js';
+import { detachLoop, findMount, loopBackingFile, sleep, unmountFilesystem } from './filesystem.js';
 import { cleanStaleFuseMount, unmountStrict } from './fuse-adapter.js';
 import { verifyMounted } from './mount.js';
 import { type MountRecord, readRecords, removeEntry, serverAlive } from './registry.js';
@@ -17,11 +17,16 @@ import { type MountRecord, readRecords, removeEntry, serverAlive } from './regis
 /** How long `unmount` waits for the server to finish (flushing a large cache can take a while). */
 const SERVER_EXIT_TIMEOUT_MS = 5 * 60 * 1000;
 
+/**
+ * Absolute, symlink-free form of `path`, resolving only its parent: the last component may be
+ * a mountpoint whose server is dead or stuck, and stat'ing it could hang.
+ */
 function canonical(path: string): string {
+  const abs = resolve(path);
   try {
-    return realpathSync(path);
+    return join(realpathSync(dirname(abs)), basename(abs));
   } catch {
-    return resolve(path);
+    return abs;
   }
 }
 
@@ -80,11 +85,12 @@ export async function cleanStale(record: MountRecord): Promise<void> {
   if (record.filesystem !== 'none') {
     await unmountFilesystem(record.mountpoint, { fuse: record.filesystem === 'ntfs' });
   }
-  const drivePath = join(record.driveDir, DRIVE_FILE_NAME);
   if (record.loopDevice) {
-    // Detach only if the device still belongs to our drive (numbers are reused).
-    const ours = await loopDevicesOf(drivePath);
-    for (const dev of ours) await detachLoop(dev);
+    // Detach only if the device still belongs to our drive (numbers are reused). Asked of
+    // sysfs, not `losetup -j`, which would stat the drive file on the dead FUSE mount.
+    const drivePath = join(record.driveDir, DRIVE_FILE_NAME);
+    if ((await loopBackingFile(record.loopDevice)) === drivePath)
+      await detachLoop(record.loopDevice);
   }
   if (await findMount(record.driveDir)) {
     if (!(await cleanStaleFuseMount(record.driveDir))) await unmountStrict(record.driveDir);

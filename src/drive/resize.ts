@@ -1,0 +1,246 @@
+/**
+ * Resizing a volume together with the filesystem inside it (SPEC §16, `cryptainer resize`):
+ * the volume-level steps come from src/volume/resize.ts; the filesystem tools (resize2fs,
+ * ntfsresize) run on the decrypted drive, exposed through FUSE in a private runtime directory
+ * as for `create --filesystem` (format.ts), so every byte they write is encrypted on its way to
+ * the container. It lives here, one level above src/volume, which never imports the drive.
+ *
+ * Order (SPEC §16.2/§16.3): grow = volume first (extend, fill, header), then the filesystem;
+ * shrink = filesystem first (after checking it fits), then the header, then the truncation. A
+ * crash between the volume step and the filesystem step leaves a consistent volume whose
+ * filesystem is smaller than the drive; running the same resize again finishes it.
+ */
+import { join } from 'node:path';
+import { MountError, UsageError } from '../../volume-format/errors.js';
+import { type ResizePlan, type SizeRequest, planResize } from '../../volume-format/resize.js';
+import { openVolume } from '../volume/open.js';
+import { growVolumeData, shrinkVolumeData } from '../volume/resize.js';
+import type { UnlockSecret } from '../volume/secret.js';
+import type { Volume } from '../volume/volume.js';
+import { DRIVE_FILE_NAME, createDriveHandlers } from './drive-ops.js';
+import {
+  DETECT_BYTES,
+  detectFilesystem,
+  fuseUsable,
+  runStep,
+  runTool,
+  sleep,
+} from './filesystem.js';
+import { mountFuse } from './fuse-adapter.js';
+import { createEntryDir, removeEntry } from './registry.js';
+
+/** Options for {@link resizeVolume}. */
+export interface ResizeOptions extends UnlockSecret {
+  /** The new size: absolute, or bytes to add or remove. */
+  request: SizeRequest;
+  /** Try only this keyslot. */
+  keyslot?: number;
+  /** Shrink even when no ext4/NTFS filesystem is recognised (the end of the drive is cut). */
+  force?: boolean;
+  /** Called while new sectors are filled (grow). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Messages about the filesystem steps. */
+  log?: (line: string) => void;
+}
+
+/** What {@link resizeVolume} did. */
+export interface ResizeReport {
+  direction: ResizePlan['direction'];
+  oldDataSize: number;
+  newDataSize: number;
+  /** The filesystem found inside, or null (raw drive or unknown content). */
+  filesystem: 'ext4' | 'ntfs' | null;
+  /** Shrink: the smallest size the filesystem reported it fits in. */
+  minimumBytes?: number;
+}
+
+/**
+ * Resize the volume in `path` and its filesystem (SPEC §16). Needs the volume unmounted: a
+ * mounted volume holds the lock (`VOLUME_BUSY`). Throws `SHRINK_TOO_SMALL` naming the minimum,
+ * with nothing changed, when the filesystem does not fit; `USAGE` for a size that is not a
+ * multiple of the sector size, or a shrink of a drive without a known filesystem unless
+ * `force`; `REENCRYPT_IN_PROGRESS`, `WRONG_PASSPHRASE`, `MOUNT_FAILED` (a tool failed).
+ */
+export async function resizeVolume(path: string, options: ResizeOptions): Promise<ResizeReport> {
+  const volume = await openVolume(path, {
+    ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+    ...(options.keyfiles !== undefined ? { keyfiles: options.keyfiles } : {}),
+    ...(options.keyslot !== undefined ? { keyslot: options.keyslot } : {}),
+  });
+  try {
+    const plan = planResize(volume.header, options.request);
+    const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
+    const fs = detectFilesystem(head);
+    const report: ResizeReport = {
+      direction: plan.direction,
+      oldDataSize: plan.oldDataSize,
+      newDataSize: plan.newDataSize,
+      filesystem: fs,
+    };
+    if (plan.direction === 'shrink') {
+      if (fs === null && options.force !== true) {
+        throw new UsageError(
+          'USAGE',
+          `shrinking ${path}: no ext4 or NTFS filesystem found inside, so nothing can check ` +
+            'what the cut would lose (use --force to cut the end of the drive anyway)',
+        );
+      }
+      if (fs !== null) {
+        // SPEC §16.3 step 1: check the minimum before anything is written, then shrink.
+        await withDrive(volume, options.log, async (drive) => {
+          report.minimumBytes = await filesystemMinimum(drive, fs);
+          if (plan.newDataSize < report.minimumBytes) {
+            throw new UsageError(
+              'SHRINK_TOO_SMALL',
+              `shrinking ${path}: the ${fs} filesystem needs at least ` +
+                `${mib(report.minimumBytes)} MiB (${report.minimumBytes} bytes); nothing was changed`,
+            );
+          }
+          await shrinkFilesystem(drive, fs, plan.newDataSize);
+        });
+      }
+      await shrinkVolumeData(volume, plan); // steps 2–3
+    } else {
+      if (plan.direction === 'grow') await growVolumeData(volume, plan, options.onProgress);
+      // SPEC §16.2 step 4; also finishes a grow whose filesystem step was interrupted.
+      if (fs !== null) await withDrive(volume, options.log, (drive) => growFilesystem(drive, fs));
+    }
+    return report;
+  } finally {
+    await volume.close();
+  }
+}
+
+function mib(bytes: number): string {
+  return (Math.ceil((bytes / 1048576) * 10) / 10).toFixed(1);
+}
+
+/**
+ * Expose `volume` as a drive file in a private directory, run `fn` on its path, unmount (the
+ * pattern of format.ts: tools run as child processes, never in this process, which serves
+ * the drive).
+ */
+async function withDrive<T>(
+  volume: Volume,
+  log: ((line: string) => void) | undefined,
+  fn: (drivePath: string) => Promise<T>,
+): Promise<T> {
+  if (!(await fuseUsable())) {
+    throw new MountError(
+      'FUSE_ERROR',
+      'resizing the filesystem needs FUSE: /dev/fuse is missing or not usable by this user',
+    );
+  }
+  const { id, dir } = await createEntryDir();
+  try {
+    const driveDir = join(dir, 'drive');
+    const drive = createDriveHandlers(volume, {
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+    });
+    const fuse = await mountFuse(driveDir, drive.handlers, {
+      fsname: 'cryptainer',
+      onError: (op, err) => log?.(`drive ${op}: ${(err as Error)?.message ?? String(err)}`),
+    });
+    try {
+      return await fn(join(driveDir, DRIVE_FILE_NAME));
+    } finally {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fuse.unmount();
+          break;
+        } catch (err) {
+          if (attempt >= 50) throw err;
+          await sleep(100);
+        }
+      }
+      await volume.sync();
+    }
+  } finally {
+    await removeEntry(id);
+  }
+}
+
+/** Smallest size in bytes the filesystem can be shrunk to (read-only tools). */
+async function filesystemMinimum(drive: string, fs: 'ext4' | 'ntfs'): Promise<number> {
+  if (fs === 'ext4') {
+    const blockSize = await ext4BlockSize(drive);
+    const r = await runStep('measuring the ext4 filesystem (resize2fs -P)', 'resize2fs', [
+      '-P',
+      drive,
+    ]);
+    const m = /minimum size of the filesystem:\s*(\d+)/i.exec(r.stdout + r.stderr);
+    if (!m) throw new MountError('MOUNT_FAILED', `resize2fs -P: unexpected output: ${r.stdout}`);
+    return Number(m[1]) * blockSize;
+  }
+  const r = await runStep('measuring the NTFS filesystem (ntfsresize --info)', 'ntfsresize', [
+    '--info',
+    '--force',
+    '--no-progress-bar',
+    drive,
+  ]);
+  const m = /You might resize at (\d+) bytes/.exec(r.stdout);
+  if (!m) {
+    throw new MountError('MOUNT_FAILED', `ntfsresize --info: unexpected output: ${r.stdout}`);
+  }
+  return Number(m[1]);
+}
+
+async function ext4BlockSize(drive: string): Promise<number> {
+  const r = await runStep('reading the ext4 superblock (dumpe2fs -h)', 'dumpe2fs', ['-h', drive]);
+  const m = /^Block size:\s*(\d+)/m.exec(r.stdout);
+  if (!m) throw new MountError('MOUNT_FAILED', 'dumpe2fs -h: no block size in its output');
+  return Number(m[1]);
+}
+
+/**
+ * resize2fs refuses an unmounted filesystem that was not checked since its last mount; a
+ * preen (`e2fsck -f -p`) fixes only what is safe to fix automatically and fails otherwise.
+ */
+async function checkExt4First(drive: string): Promise<void> {
+  const r = await runTool('e2fsck', ['-f', '-p', drive], 0);
+  if (r.code >= 4) {
+    throw new MountError(
+      'MOUNT_FAILED',
+      `checking the ext4 filesystem (e2fsck -f -p): it has errors that need a manual ` +
+        `e2fsck (exit ${r.code}): ${(r.stdout + r.stderr).trim().split('\n').slice(-2).join('; ')}`,
+    );
+  }
+}
+
+/** Shrink the filesystem so it ends at or before byte `bytes` of the drive. */
+async function shrinkFilesystem(drive: string, fs: 'ext4' | 'ntfs', bytes: number): Promise<void> {
+  if (fs === 'ext4') {
+    await checkExt4First(drive);
+    // In KiB: resize2fs rounds down to whole filesystem blocks.
+    await runStep(
+      'shrinking the ext4 filesystem (resize2fs)',
+      'resize2fs',
+      [drive, `${Math.floor(bytes / 1024)}K`],
+      0,
+    );
+    return;
+  }
+  await runStep(
+    'shrinking the NTFS filesystem (ntfsresize)',
+    'ntfsresize',
+    ['--force', '--no-progress-bar', '--size', String(bytes), drive],
+    0,
+  );
+}
+
+/** Grow the filesystem to the whole drive (a no-op when it already fills it). */
+async function growFilesystem(drive: string, fs: 'ext4' | 'ntfs'): Promise<void> {
+  if (fs === 'ext4') {
+    await checkExt4First(drive);
+    await runStep('growing the ext4 filesystem (resize2fs)', 'resize2fs', [drive], 0);
+    return;
+  }
+  const r = await runTool('ntfsresize', ['--force', '--no-progress-bar', drive], 0);
+  if (r.code !== 0 && !/Nothing to do/.test(r.stdout + r.stderr)) {
+    throw new MountError(
+      'MOUNT_FAILED',
+      `growing the NTFS filesystem (ntfsresize): ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join('; ')}`,
+    );
+  }
+}
