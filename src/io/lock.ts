@@ -30,6 +30,9 @@ function processStartTime(pid: number): string | null {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie (state Z) has exited and closed everything; it only waits to be reaped, which
+    // init may take seconds to do for an orphaned mount server killed by SIGKILL.
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
     return fields[19] ?? null; // field 22 overall = index 19 after pid and comm
   } catch {
     return null;
