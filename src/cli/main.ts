@@ -18,6 +18,7 @@ import { registerMount } from './commands/mount.js';
 import { registerUnmount } from './commands/unmount.js';
 import { registerList } from './commands/list.js';
 import { registerReencrypt } from './commands/reencrypt.js';
+import { registerResize } from './commands/resize.js';
 import { registerBenchmark } from './commands/benchmark.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerUnmount(program);
   registerList(program);
   registerReencrypt(program);
+  registerResize(program);
   registerBenchmark(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
