@@ -138,6 +138,8 @@ export async function checkFilesystem(
 /**
  * Attach `file` to a free loop device; returns its path. Direct I/O keeps the cleartext out of
  * a second page cache (the drive file's) and lets the loop driver send large requests.
+ * `CRYPTAINER_LOOP_DIO=off` (read by the serving process) attaches it buffered instead, for
+ * measurements: reads are then cached twice but also read ahead by FUSE.
  */
 export async function attachLoop(
   file: string,

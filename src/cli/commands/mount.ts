@@ -52,7 +52,7 @@ export function registerMount(program: Command): void {
     .argument('<file>', 'container file')
     .argument('<mountpoint>', 'an existing empty directory')
     .option('--read-only', 'mount read-only end to end (volume, drive and filesystem)')
-    .option('--foreground', 'serve from this process until unmounted or interrupted')
+    .option('--foreground', 'stay attached, serving until unmounted or interrupted (Ctrl-C)')
     .addOption(
       new Option('--filesystem <kind>', 'what to mount: detect it, or only the raw drive')
         .choices(['auto', 'ext4', 'ntfs', 'none'])
