@@ -185,14 +185,16 @@ export async function runServeChild(): Promise<void> {
     process.stderr.write(`${new Date().toISOString()} cryptainer[${process.pid}]: ${line}\n`);
   };
   let reported = false;
-  const report = (msg: Record<string, unknown>): void => {
-    if (reported) return;
+  /** Tell the parent; false if it is gone (EPIPE: Node ignores SIGPIPE). */
+  const report = (msg: Record<string, unknown>): boolean => {
+    if (reported) return false;
     reported = true;
     try {
       writeSync(3, JSON.stringify(msg) + '\n');
       closeSync(3);
+      return true;
     } catch {
-      // the parent is gone; the log has it
+      return false; // the log has it
     }
   };
   try {
@@ -202,7 +204,8 @@ export async function runServeChild(): Promise<void> {
       {
         onReady: (record) => {
           wipe(passphrase);
-          report({ ok: true, record });
+          // If `mount` was interrupted meanwhile, nobody knows of this mount: undo it.
+          return report({ ok: true, record });
         },
         log,
       },
@@ -213,6 +216,7 @@ export async function runServeChild(): Promise<void> {
     const message = (err as Error)?.message ?? String(err);
     log(`mount failed: ${message}`);
     report({ ok: false, code, message });
+    await removeEntry(req.id).catch(() => undefined); // the parent may be gone
     if (!(err instanceof CryptainerError)) throw err;
   }
 }

@@ -59,8 +59,12 @@ export interface MountRequest {
 
 /** Callbacks of {@link serveMount}. */
 export interface ServeHooks {
-  /** The filesystem is mounted and verified. */
-  onReady(record: MountRecord): void;
+  /**
+   * The filesystem is mounted and verified. Returning false means nobody took delivery (the
+   * `mount` command that asked for it is gone): the mount is then undone at once rather than
+   * left running unknown to the user.
+   */
+  onReady(record: MountRecord): boolean;
   /** A line for the server log. */
   log(line: string): void;
 }
@@ -175,8 +179,11 @@ export async function serveMount(
   }
 
   hooks.log(`mounted ${record.container} at ${record.mountpoint} (${record.filesystem})`);
-  hooks.onReady(record);
-  await serveUntilStopped(record, undo, hooks.log);
+  if (hooks.onReady(record)) await serveUntilStopped(record, undo, hooks.log);
+  else {
+    hooks.log('the mount command is gone: unmounting');
+    await undoAll(undo, hooks.log);
+  }
   await volume.close(); // fdatasync, wipe keys, release the lock
   await extraLock?.release();
   await removeEntry(req.id);
