@@ -38,3 +38,25 @@ export {
 } from './volume/backup.js';
 export { repairVolume, type RepairReport, type RepairedCopy } from './volume/repair.js';
 export type { HeaderBackup } from '../volume-format/backup.js';
+export {
+  startReencrypt,
+  resumeReencrypt,
+  type StartReencryptOptions,
+  type ResumeReencryptOptions,
+  type ReencryptRunOptions,
+  type ReencryptReport,
+  type RecoveredSegment,
+} from './volume/reencrypt.js';
+export { resizeVolume, type ResizeOptions, type ResizeReport } from './drive/resize.js';
+export { growVolumeData, shrinkVolumeData } from './volume/resize.js';
+export {
+  planResize,
+  parseSizeRequest,
+  type ResizePlan,
+  type SizeRequest,
+} from '../volume-format/resize.js';
+export {
+  reencryptProgress,
+  type ReencryptProgress,
+  type Resilience,
+} from '../volume-format/reencrypt-state.js';

@@ -8,3 +8,5 @@ export * from './header-copies.js';
 export * from './keyslot.js';
 export * from './layout.js';
 export * from './secret.js';
+export * from './reencrypt-state.js';
+export * from './resize.js';

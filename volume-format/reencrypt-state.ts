@@ -325,6 +325,30 @@ export function isReencrypting(fields: HeaderFields): boolean {
   return (fields.features.incompat & INCOMPAT_REENCRYPT) !== 0n;
 }
 
+/** Progress of an unfinished re-encryption, for `info` (no secret needed), or null. */
+export interface ReencryptProgress {
+  sectorsDone: number;
+  sectorCount: number;
+  percent: number;
+  resilience: Resilience;
+  /** Sectors of the segment being rewritten when the header was last written (0 = none). */
+  segmentSectors: number;
+}
+
+/** {@link ReencryptProgress} of `fields`, or null when no re-encryption is unfinished. */
+export function reencryptProgress(fields: HeaderFields): ReencryptProgress | null {
+  if (!isReencrypting(fields)) return null;
+  const state = decodeReencryptState(fields.featureArea, fields);
+  const sectorCount = fields.dataSize / fields.sectorSize;
+  return {
+    sectorsDone: state.sectorsDone,
+    sectorCount,
+    percent: Math.floor((100 * state.sectorsDone) / sectorCount),
+    resilience: state.resilience,
+    segmentSectors: state.segmentSectors,
+  };
+}
+
 /**
  * Refuse to serve a volume whose re-encryption is unfinished (SPEC §15.4 allows a reader to
  * serve it with both keys; this implementation does not): `REENCRYPT_IN_PROGRESS`, naming the

@@ -172,6 +172,9 @@ test('SIGKILL halfway: open refuses with a hint, running reencrypt again finishe
   assert.ok(killedMidway, 'the kill landed before the end');
   console.log(`    killed at sector ${(await progressOf(path)).done}`);
   assert.ok(existsSync(`${path}.lock`), 'the dead process left its lock behind');
+  const info = JSON.parse(runCli(['info', path, '--json']).stdout);
+  assert.ok(info.reencryption.sectorsDone > 0, 'info shows the progress without a secret');
+  assert.match(runCli(['info', path]).stdout, /reencryption:\s+unfinished, \d+%/);
   const refused = runCli(['check', path, '--passphrase-file', pass1]);
   assert.is(refused.status, 8, refused.stderr);
   assert.match(refused.stderr, /re-encryption is unfinished .*cryptainer reencrypt/);
@@ -179,6 +182,7 @@ test('SIGKILL halfway: open refuses with a hint, running reencrypt again finishe
   assert.is(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming/);
   assert.not.ok((await progressOf(path)).flagged);
+  assert.is(JSON.parse(runCli(['info', path, '--json']).stdout).reencryption, null);
   assert.is.not(masterKey(path, pass1), before);
   assert.equal(await readAll(path, 'first secret'), data);
 });

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { formatUuid } from '../../../volume-format/header.js';
+import { reencryptProgress } from '../../../volume-format/reencrypt-state.js';
 import type { HeaderChoice } from '../../../volume-format/header-copies.js';
 import type { Keyslot } from '../../../volume-format/keyslot.js';
 import { inspectVolume, openVolume } from '../../volume/open.js';
@@ -41,6 +42,7 @@ export function describeVolume(path: string, choice: HeaderChoice): Record<strin
       roCompat: f.features.roCompat.toString(16),
       compat: f.features.compat.toString(16),
     },
+    reencryption: reencryptProgress(f),
     headerCopies: Object.fromEntries(
       (['A', 'B'] as const).map((c) => [
         c,
@@ -135,6 +137,13 @@ function printInfo(file: string, choice: HeaderChoice): void {
   out(
     `features:      ${none ? 'none' : `incompat ${feats.incompat.toString(16)} ro_compat ${feats.roCompat.toString(16)} compat ${feats.compat.toString(16)}`}`,
   );
+  const re = reencryptProgress(f);
+  if (re) {
+    out(
+      `reencryption:  unfinished, ${re.percent}% (${re.sectorsDone} of ${re.sectorCount} sectors, ` +
+        `${re.resilience}); resume: cryptainer reencrypt ${file}`,
+    );
+  }
   out('keyslots:');
   f.keyslots.forEach((slot, i) => out(`  ${i}: ${kdfSummary(slot)}`));
 }
