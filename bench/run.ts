@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { benchKdf } from './kdf.js';
+import { benchReencrypt } from './reencrypt.js';
 import { benchMount, mountBenchOptionsFrom, printMountBench } from './mount.js';
 import { benchXts } from './xts.js';
 
@@ -19,6 +20,10 @@ if (want('xts')) {
 if (want('kdf')) {
   console.log('\n== Argon2id tuning (default target) ==');
   await benchKdf();
+}
+if (want('reencrypt')) {
+  console.log('\n== Re-encryption of a 1 GiB volume vs dd read+write of the same file ==');
+  await benchReencrypt();
 }
 if (want('mount')) {
   console.log('\n== Mounted volume vs unencrypted ext4 on the kernel loop driver ==');
