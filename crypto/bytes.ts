@@ -52,6 +52,15 @@ export function isAllZero(buf: Uint8Array): boolean {
 }
 
 /** Concatenates byte strings into one freshly allocated Uint8Array. */
+/**
+ * An independent copy of `buf[start, end)`. `Buffer.prototype.slice` returns a view that
+ * shares memory with its source, so decoders that keep fields use this instead: wiping or
+ * reusing a read buffer must never change decoded values.
+ */
+export function copyBytes(buf: Uint8Array, start: number, end: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(buf, start, end);
+}
+
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let total = 0;
   for (const part of parts) {

@@ -103,5 +103,11 @@ function result(
     HeaderCopyName,
     CopyReport
   >;
-  return { winner, fields, winnerBytes: winnerBytes.slice(0, 4096), copies, repair };
+  return {
+    winner,
+    fields,
+    winnerBytes: Uint8Array.prototype.slice.call(winnerBytes, 0, 4096),
+    copies,
+    repair,
+  };
 }

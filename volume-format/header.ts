@@ -4,6 +4,7 @@
  */
 import {
   constantTimeEqual,
+  copyBytes,
   isAllZero,
   readU32LE,
   readU64LE,
@@ -126,7 +127,7 @@ export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): Heade
   };
   const seqid = u64(H.seqid, 'seqid');
   if (seqid === 0) field('seqid is 0');
-  const uuid = bytes.slice(H.uuid, H.uuid + UUID_BYTES);
+  const uuid = copyBytes(bytes, H.uuid, H.uuid + UUID_BYTES);
   if (isAllZero(uuid)) field('uuid is all zero');
   const features: FeatureFlags = {
     incompat: readFlags(bytes, H.featureIncompat),
@@ -158,7 +159,7 @@ export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): Heade
   if (readU32LE(bytes, H.keyslotsOffset) !== KEYSLOTS_OFFSET) field('keyslots offset is not 512');
   if (!isAllZero(bytes.subarray(H.reserved0, H.featureArea))) field('reserved bytes not zero');
   if (!isAllZero(bytes.subarray(H.reserved1, H.headerMac))) field('reserved bytes not zero');
-  const featureArea = bytes.slice(H.featureArea, H.featureArea + FEATURE_AREA_BYTES);
+  const featureArea = copyBytes(bytes, H.featureArea, H.featureArea + FEATURE_AREA_BYTES);
   if ((features.incompat & INCOMPAT_REENCRYPT) !== 0n) {
     // SPEC §15.2: the re-encryption flag assigns the feature area; §10 row 30 checks it.
     try {

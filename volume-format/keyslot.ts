@@ -3,7 +3,14 @@
  * master key under a KEK that the caller derived with Argon2id (SPEC §4.2).
  */
 import { openXChaCha20Poly1305, sealXChaCha20Poly1305 } from '../crypto/aead.js';
-import { isAllZero, readU16LE, readU32LE, writeU16LE, writeU32LE } from '../crypto/bytes.js';
+import {
+  copyBytes,
+  isAllZero,
+  readU16LE,
+  readU32LE,
+  writeU16LE,
+  writeU32LE,
+} from '../crypto/bytes.js';
 import { LABELS } from '../crypto/hkdf.js';
 import { type Argon2idParams, checkArgon2idParams } from '../crypto/kdf.js';
 import {
@@ -107,9 +114,9 @@ export function decodeKeyslot(bytes: Uint8Array, index: number): Keyslot {
   return {
     state: 'active',
     kdf,
-    kdfSalt: bytes.slice(F.kdfSalt, F.kdfSalt + KDF_SALT_BYTES),
-    wrapNonce: bytes.slice(F.wrapNonce, F.wrapNonce + WRAP_NONCE_BYTES),
-    wrappedKey: bytes.slice(F.wrappedKey, F.wrappedKey + WRAPPED_KEY_BYTES),
+    kdfSalt: copyBytes(bytes, F.kdfSalt, F.kdfSalt + KDF_SALT_BYTES),
+    wrapNonce: copyBytes(bytes, F.wrapNonce, F.wrapNonce + WRAP_NONCE_BYTES),
+    wrappedKey: copyBytes(bytes, F.wrappedKey, F.wrappedKey + WRAPPED_KEY_BYTES),
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import { openXChaCha20Poly1305, sealXChaCha20Poly1305 } from '../crypto/aead.js';
 import {
+  copyBytes,
   concatBytes,
   isAllZero,
   readU16LE,
@@ -115,9 +116,9 @@ export function decodeReencryptState(area: Uint8Array, layout: Layout): Reencryp
     journalSlot: readU16LE(area, R.journalSlot),
     sectorsDone: u64(R.sectorsDone, 'sectors done'),
     segmentSectors: u64(R.segmentSectors, 'segment sectors'),
-    journalDigest: area.slice(R.journalDigest, R.journalDigest + JOURNAL_DIGEST_BYTES),
-    oldKeyNonce: area.slice(R.oldKeyNonce, R.oldKeyNonce + WRAP_NONCE_BYTES),
-    wrappedOldKey: area.slice(R.wrappedOldKey, R.wrappedOldKey + WRAPPED_KEY_BYTES),
+    journalDigest: copyBytes(area, R.journalDigest, R.journalDigest + JOURNAL_DIGEST_BYTES),
+    oldKeyNonce: copyBytes(area, R.oldKeyNonce, R.oldKeyNonce + WRAP_NONCE_BYTES),
+    wrappedOldKey: copyBytes(area, R.wrappedOldKey, R.wrappedOldKey + WRAPPED_KEY_BYTES),
   };
   const problem = stateProblem(state, layout);
   if (problem !== null) bad(problem);
