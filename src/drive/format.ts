@@ -5,7 +5,7 @@
  * src/drive, one level above src/volume, which never imports the drive (ARCHITECTURE §3).
  */
 import { join } from 'node:path';
-import { MountError } from '../../volume-format/errors.js';
+import { CryptainerError, MountError } from '../../volume-format/errors.js';
 import type { Volume } from '../volume/volume.js';
 import { DRIVE_FILE_NAME, createDriveHandlers } from './drive-ops.js';
 import { fuseUsable, makeFilesystem, sleep } from './filesystem.js';
@@ -38,6 +38,14 @@ export async function formatVolume(
     );
   }
   const { id, dir } = await createEntryDir();
+  // Ctrl-C reaches mkfs too (same process group) and stops it; we must not die with it, or the
+  // drive would stay mounted, dead, in the runtime directory. Undo, then report ABORTED.
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted = sig;
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of signals) process.on(sig, onSignal);
   try {
     const driveDir = join(dir, 'drive');
     const drive = createDriveHandlers(volume, {
@@ -67,7 +75,14 @@ export async function formatVolume(
       }
     }
     await volume.sync();
+  } catch (err) {
+    if (interrupted)
+      throw new CryptainerError('ABORTED', `formatting: interrupted by ${interrupted}`);
+    throw err;
   } finally {
+    for (const sig of signals) process.off(sig, onSignal);
     await removeEntry(id);
   }
+  if (interrupted)
+    throw new CryptainerError('ABORTED', `formatting: interrupted by ${interrupted}`);
 }

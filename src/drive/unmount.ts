@@ -5,14 +5,14 @@
  * flush and wipe its keys, and waits for it to exit. A stale mount (its server was killed)
  * is cleaned here, layer by layer.
  */
-import { realpathSync } from 'node:fs';
+import { promises as fsp, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError, MountError } from '../../volume-format/errors.js';
 import { DRIVE_FILE_NAME } from './drive-ops.js';
 import { detachLoop, findMount, loopBackingFile, sleep, unmountFilesystem } from './filesystem.js';
 import { cleanStaleFuseMount, unmountStrict } from './fuse-adapter.js';
 import { verifyMounted } from './mount.js';
-import { type MountRecord, readRecords, removeEntry, serverAlive } from './registry.js';
+import { type MountRecord, readRecords, removeEntry, runtimeDir, serverAlive } from './registry.js';
 
 /** How long `unmount` waits for the server to finish (flushing a large cache can take a while). */
 const SERVER_EXIT_TIMEOUT_MS = 5 * 60 * 1000;
@@ -100,6 +100,7 @@ export async function cleanStale(record: MountRecord): Promise<void> {
 
 /** Unmount every recorded mount; returns the failures (the others are unmounted). */
 export async function unmountAll(): Promise<{ record: MountRecord; error: Error }[]> {
+  await cleanOrphanEntries();
   const failures: { record: MountRecord; error: Error }[] = [];
   for (const record of await readRecords()) {
     try {
@@ -116,6 +117,7 @@ export async function unmountAll(): Promise<{ record: MountRecord; error: Error 
  * server of it that died.
  */
 export async function checkNotMounted(container: string): Promise<void> {
+  await cleanOrphanEntries();
   const rec = await recordForContainer(container);
   if (!rec) return;
   if (serverAlive(rec)) {
@@ -135,5 +137,28 @@ export async function recordState(record: MountRecord): Promise<'mounted' | 'sta
     return 'mounted';
   } catch {
     return 'stopping';
+  }
+}
+
+/**
+ * Clean the runtime directory of what a killed process left without a record: an entry whose
+ * drive is a dead FUSE mount (a `create` killed while formatting, a server killed while
+ * mounting). Entries still being set up are alive and left alone.
+ */
+export async function cleanOrphanEntries(): Promise<void> {
+  const mounts = join(runtimeDir(), 'mounts');
+  let ids: string[];
+  try {
+    ids = await fsp.readdir(mounts);
+  } catch {
+    return;
+  }
+  const recorded = new Set((await readRecords()).map((r) => r.id));
+  for (const id of ids) {
+    if (recorded.has(id)) continue;
+    const drive = join(mounts, id, 'drive');
+    if (await findMount(drive)) {
+      if (await cleanStaleFuseMount(drive)) await removeEntry(id);
+    }
   }
 }
