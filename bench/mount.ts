@@ -53,8 +53,10 @@ export interface MountBenchResult {
   encrypted: MountBenchFigures;
   /** encrypted / plain for each median. */
   ratio: MountBenchFigures;
-  /** Peak resident set size of the serving process, in MiB. */
+  /** Peak resident set size (VmHWM) of the serving process during the workloads, in MiB. */
   serverPeakRssMiB: number;
+  /** The same over its whole life, unlocking and mounting included, in MiB. */
+  serverLifePeakRssMiB: number;
   /** The server log (with the trace, when CRYPTAINER_TRACE was set). */
   serverLog: string;
 }
@@ -209,6 +211,9 @@ export async function benchMount(options: MountBenchOptions = {}): Promise<Mount
     const listed = JSON.parse(run(['list', '--json'])) as { pid: number }[];
     const pid = listed[0]!.pid;
     say(`plain ext4 on ${loop}; cryptainer ext4 served by pid ${pid}; ${o.reps} repetitions`);
+    const serverLifePeakBeforeMiB = peakRssMiB(pid);
+    // proc(5) clear_refs: writing 5 resets the peak RSS, so VmHWM covers the workloads only.
+    writeFileSync(`/proc/${pid}/clear_refs`, '5\n');
 
     const plainRuns: MountBenchFigures[] = [];
     const encryptedRuns: MountBenchFigures[] = [];
@@ -225,6 +230,7 @@ export async function benchMount(options: MountBenchOptions = {}): Promise<Mount
       }
     }
     const serverPeakRssMiB = peakRssMiB(pid);
+    const serverLifePeakRssMiB = Math.max(serverLifePeakBeforeMiB, serverPeakRssMiB);
     const serverLog = readServerLogs(runDir); // before unmount, which removes the entry
     run(['unmount', encMnt]);
     encMounted = false;
@@ -233,7 +239,16 @@ export async function benchMount(options: MountBenchOptions = {}): Promise<Mount
     const encrypted = medians(encryptedRuns);
     const ratio = {} as MountBenchFigures;
     for (const k of KEYS) ratio[k] = encrypted[k] / plain[k];
-    return { plainRuns, encryptedRuns, plain, encrypted, ratio, serverPeakRssMiB, serverLog };
+    return {
+      plainRuns,
+      encryptedRuns,
+      plain,
+      encrypted,
+      ratio,
+      serverPeakRssMiB,
+      serverLifePeakRssMiB,
+      serverLog,
+    };
   } finally {
     if (encMounted) spawnSync(process.execPath, [CLI, 'unmount', encMnt], { env });
     spawnSync('umount', [plainMnt]);
@@ -291,8 +306,9 @@ export function printMountBench(r: MountBenchResult): void {
   row('4k rand write QD1 (fio)', 'IOPS', 'randWriteIops');
   const rss = r.serverPeakRssMiB;
   console.log(
-    `serving process peak RSS (VmHWM): ${rss.toFixed(0)} MiB, target <= ${MOUNT_TARGETS.rssMiB}` +
-      (rss > MOUNT_TARGETS.rssMiB ? '  ABOVE TARGET' : ''),
+    `serving process peak RSS (VmHWM) during the workloads: ${rss.toFixed(0)} MiB, ` +
+      `target <= ${MOUNT_TARGETS.rssMiB}${rss > MOUNT_TARGETS.rssMiB ? '  ABOVE TARGET' : ''}` +
+      ` (whole life, unlock included: ${r.serverLifePeakRssMiB.toFixed(0)} MiB)`,
   );
 }
 

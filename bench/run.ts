@@ -1,17 +1,20 @@
 /**
  * `npm run bench`: every figure next to this machine's own ceiling, measured in the same run.
- * Sections: XTS engine vs `openssl speed`, Argon2id tuning accuracy, and (when available)
- * the mounted volume vs an unencrypted ext4 image on the kernel loop driver.
+ * Sections: XTS engine vs `openssl speed`, Argon2id tuning accuracy, and the mounted volume
+ * vs an unencrypted ext4 image on the kernel loop driver (root, with fio installed; medians of
+ * interleaved repetitions, plus the serving process's peak RSS).
+ *
+ * `npm run bench -- xts kdf mount` picks sections; `--reps N` and `--fio-seconds S` tune the
+ * mount section.
  */
 import { spawnSync } from 'node:child_process';
 import { benchKdf } from './kdf.js';
-import { benchReencrypt } from './reencrypt.js';
 import { benchMount, mountBenchOptionsFrom, printMountBench } from './mount.js';
 import { benchXts } from './xts.js';
 
-const only = process.argv.slice(2);
-const names = only.filter((a) => !a.startsWith('--') && !/^\d/.test(a));
-const want = (name: string) => names.length === 0 || names.includes(name);
+const args = process.argv.slice(2);
+const only = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const want = (name: string) => only.length === 0 || only.includes(name);
 
 if (want('xts')) {
   console.log('\n== XTS-AES-256 engine vs OpenSSL ==');
@@ -21,16 +24,13 @@ if (want('kdf')) {
   console.log('\n== Argon2id tuning (default target) ==');
   await benchKdf();
 }
-if (want('reencrypt')) {
-  console.log('\n== Re-encryption of a 1 GiB volume vs dd read+write of the same file ==');
-  await benchReencrypt();
-}
 if (want('mount')) {
-  console.log('\n== Mounted volume vs unencrypted ext4 on the kernel loop driver ==');
-  const missing = spawnSync('fio', ['--version']).status !== 0;
-  if (process.getuid?.() !== 0 || missing) {
-    console.log(`skipped: needs root${missing ? ' and fio' : ''} (loop devices, drop_caches)`);
+  console.log('\n== mounted volume vs unencrypted ext4 on the kernel loop driver ==');
+  const root = process.getuid?.() === 0;
+  const fio = spawnSync('fio', ['--version']).status === 0;
+  if (!root || !fio) {
+    console.log(`skipped: needs root and fio (${root ? 'fio missing' : 'not root'})`);
   } else {
-    printMountBench(await benchMount(mountBenchOptionsFrom(only)));
+    printMountBench(await benchMount(mountBenchOptionsFrom(args)));
   }
 }

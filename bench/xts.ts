@@ -4,7 +4,7 @@
  *
  * Run alone with `node dist/bench/xts.js`, or through `npm run bench` (bench/run.ts).
  * MB/s means 10^6 bytes per second; each figure is the best of 4 rounds (see throughput()). The headline ratio is ours at 4096-byte sectors on 1 MiB
- * batches against OpenSSL at 16 KiB messages; the target is ≥ 0.15.
+ * batches against OpenSSL at 16 KiB messages; the target is ≥ 0.3 (issue 6).
  *
  * Also kept here, as the evidence for the choices in crypto/xts.ts: the per-sector
  * `createCipheriv('aes-256-xts')` baseline, and both engines across sector sizes (which is
@@ -167,8 +167,8 @@ export async function benchXts(): Promise<XtsBenchResult> {
   console.log(`  openssl, 16 KiB messages   ${fmt(bytes16384)}`);
   console.log(`  openssl, 4 KiB messages    ${fmt(bytes4096)}`);
   console.log(
-    `  ratio (ours / openssl 16 KiB) ${ratio === null ? '-' : ratio.toFixed(3)}   target >= 0.15` +
-      (ratio !== null && ratio < 0.15 ? '   BELOW TARGET' : ''),
+    `  ratio (ours / openssl 16 KiB) ${ratio === null ? '-' : ratio.toFixed(3)}   target >= 0.3` +
+      (ratio !== null && ratio < 0.3 ? '   BELOW TARGET' : ''),
   );
   return { ours, perSectorBaseline, crossover, openssl: { bytes16384, bytes4096 }, ratio };
 }
