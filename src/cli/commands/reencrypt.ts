@@ -282,15 +282,18 @@ function progressBar(label: string): {
   done: () => void;
 } {
   const tty = process.stderr.isTTY === true;
-  const start = Date.now();
+  let start = 0; // set at the first update: prompts and Argon2 come before
   let first: number | null = null;
   let last = 0;
   let shown = false;
   return {
     update(done, total) {
       if (!tty) return;
-      first ??= done;
       const now = Date.now();
+      if (first === null) {
+        first = done;
+        start = now;
+      }
       if (now - last < 200 && done < total) return;
       last = now;
       const secs = Math.max((now - start) / 1000, 0.001);
