@@ -36,6 +36,7 @@ import {
   userAllowOther,
 } from './filesystem.js';
 import { mountFuse } from './fuse-adapter.js';
+import { kernelFuseUsable, mountKernelFuse } from './kernel-fuse.js';
 import {
   type MountRecord,
   entryDir,
@@ -130,13 +131,24 @@ export async function serveMount(
 
     const driveDir = kind === 'none' ? req.mountpoint : join(entryDir(req.id), 'drive');
     const drive = createDriveHandlers(volume, { uid, gid, readOnly });
+    const served = volume;
     const fuse = await step('mounting the FUSE drive', () =>
-      mountFuse(driveDir, drive.handlers, {
-        fsname: 'cryptainer',
-        readOnly,
-        allowRoot: kind === 'ntfs' && !asRoot,
-        onError: (op, err) => hooks.log(`drive ${op}: ${(err as Error)?.message ?? String(err)}`),
-      }),
+      // Root: /dev/fuse served directly (kernel-fuse.ts, ≈ 3× shorter round trip per request).
+      kernelFuseUsable()
+        ? mountKernelFuse(driveDir, served, {
+            fsname: 'cryptainer',
+            uid,
+            gid,
+            readOnly,
+            log: hooks.log,
+          })
+        : mountFuse(driveDir, drive.handlers, {
+            fsname: 'cryptainer',
+            readOnly,
+            allowRoot: kind === 'ntfs' && !asRoot,
+            onError: (op, err) =>
+              hooks.log(`drive ${op}: ${(err as Error)?.message ?? String(err)}`),
+          }),
     );
     undo.push({ what: 'unmounting the FUSE drive', run: () => fuse.unmount() });
     const drivePath = join(driveDir, DRIVE_FILE_NAME);
