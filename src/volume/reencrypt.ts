@@ -512,7 +512,7 @@ class Engine {
       const chunkSectors = Math.max(1, Math.min(segment, Math.floor(CHUNK_BYTES / this.ss)));
       const chunksPerSegment = Math.ceil(segment / chunkSectors);
       const recrypter = this.workers
-        ? await this.workers.start(this.oldKey, this.newKey)
+        ? this.workers.start(this.oldKey, this.newKey)
         : inlineRecrypter(this.oldKey, this.newKey, this.ss);
       // Two segments' worth of chunk buffers: one segment being written while the next is
       // read and re-encrypted (SPEC §15.6 steps 1 and 4 overlap; steps 2–3 wait for both).

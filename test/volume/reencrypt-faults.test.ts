@@ -121,9 +121,10 @@ async function runCrashing(
   tear: Tear,
   resilience: Resilience,
   segmentBytes: number,
+  threads = 0,
 ): Promise<{ crashed: boolean; writes: number }> {
   const storage = new CrashStorage(await FileStorage.open(path), crashAt, tear);
-  const common = { storage, resilience, segmentBytes };
+  const common = { storage, resilience, segmentBytes, threads };
   try {
     if (await reencrypting(path)) await resumeReencrypt(path, { passphrase: PASS, ...common });
     else await startReencrypt(path, { keep: new Map([[0, { passphrase: PASS }]]), ...common });
@@ -220,7 +221,8 @@ test('random crashes on a larger volume, crashing the resumes too', async () => 
     ]!;
     // Up to three crashes in a row (start, resume, resume), each at a random write.
     for (let k = 0; k < 1 + rand(3); k++) {
-      const r = await runCrashing(path, rand(120), tear, resilience, segmentBytes);
+      // Half the rounds re-encrypt on worker threads (src/volume/recrypt.ts).
+      const r = await runCrashing(path, rand(120), tear, resilience, segmentBytes, 2 * (round % 2));
       if (!r.crashed) break;
       crashes++;
       checkNoPlaintext(path, `round ${round}`);

@@ -97,6 +97,24 @@ for (const [sectorSize, resilience] of [
   });
 }
 
+test('worker threads give the same result as this thread', async () => {
+  const path = join(dir, 'threads.img');
+  const { plain } = await makeVolume(path, 6 << 20, 512);
+  const r = await startReencrypt(path, {
+    keep: new Map([[0, { passphrase: PASS }]]),
+    threads: 2,
+    segmentBytes: 1 << 20,
+  });
+  assert.ok(r.finished);
+  assert.equal((await readAll(path, PASS)).data, plain);
+  const again = await startReencrypt(path, {
+    keep: new Map([[0, { passphrase: PASS }]]),
+    threads: 1,
+  });
+  assert.ok(again.finished);
+  assert.equal((await readAll(path, PASS)).data, plain);
+});
+
 test('keeps every passphrase given; drops the slots not kept', async () => {
   const path = join(dir, 'slots.img');
   const { plain } = await makeVolume(path, 1 << 20, 4096, true);
