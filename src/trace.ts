@@ -116,10 +116,20 @@ export function traceStart(op: string, bytes: number): TraceSpan | null {
   };
 }
 
+const intervalMs = (): number =>
+  Math.max(0.5, Number(process.env.CRYPTAINER_TRACE_INTERVAL ?? '5')) * 1000;
+
 function startTimer(): void {
-  const seconds = Number(process.env.CRYPTAINER_TRACE_INTERVAL ?? '5');
-  timer = setInterval(() => flushTrace(), Math.max(0.5, seconds) * 1000);
+  timer = setInterval(() => flushTrace(), intervalMs());
   timer.unref();
+}
+
+/**
+ * For a thread whose event loop never runs (the /dev/fuse worker blocks in read(2)): call
+ * after each request; prints the summary once the interval has passed.
+ */
+export function flushTraceIfDue(): void {
+  if (TRACE_ENABLED && performance.now() - windowStart >= intervalMs()) flushTrace();
 }
 
 const us = (ms: number): string => (ms * 1000).toFixed(1);
@@ -137,7 +147,7 @@ export function flushTrace(): void {
   const elu = performance.eventLoopUtilization(eluStart);
   const names = Object.keys(ops).filter((k) => ops[k]!.count > 0);
   if (names.length > 0) {
-    sink(`trace: ${seconds.toFixed(1)} s, main thread busy ${(elu.utilization * 100).toFixed(0)}%`);
+    sink(`trace: ${seconds.toFixed(1)} s, event loop busy ${(elu.utilization * 100).toFixed(0)}%`);
     for (const name of names) {
       const s = ops[name]!;
       const per = (ms: number) => us(ms / s.count);

@@ -20,6 +20,7 @@ import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';
 import { XtsCipher } from '../../crypto/xts.js';
+import { flushTraceIfDue, now, setTraceSink, stopTrace, traceStart } from '../trace.js';
 
 /** What the main thread hands over (see kernel-fuse.ts). */
 export interface KernelFuseWorkerData {
@@ -37,6 +38,9 @@ export interface KernelFuseWorkerData {
 
 const d = workerData as KernelFuseWorkerData;
 const port = parentPort!;
+// This thread's stderr is a stream flushed by its event loop, which never runs here: trace
+// lines go to the main thread as messages, into the server log.
+setTraceSink((line) => port.postMessage({ log: line }));
 
 // linux/fuse.h opcodes and flags
 const OP = {
@@ -169,17 +173,26 @@ function serveRead(unique: bigint, offset: number, size: number): void {
   if (length === 0) return reply(unique, 0, 0);
   const first = Math.floor(offset / ss);
   const end = Math.ceil((offset + length) / ss);
+  const span = traceStart('read', length);
   const cipher = scratch.subarray(0, (end - first) * ss);
+  let t = now();
   readCipher(first, cipher);
+  span?.phase('io', t);
   const head = offset - first * ss;
+  t = now();
   if (head === 0 && cipher.length === length) {
     xts!.decryptSectors(cipher, first, outBuf.subarray(OUT_HEADER, OUT_HEADER + length));
   } else {
+    span?.markPartial();
     xts!.decryptSectors(cipher, first, cipher);
     cipher.copy(outBuf, OUT_HEADER, head, head + length);
     wipe(cipher); // plaintext of the sectors around the request
   }
+  span?.phase('crypto', t);
+  t = now();
   reply(unique, 0, length);
+  span?.phase('copy', t); // the answer's copy into the kernel
+  span?.end();
   countCrypto(cipher.length);
 }
 
@@ -192,6 +205,8 @@ function serveWrite(unique: bigint, offset: number, data: Buffer): void {
   const end = Math.ceil((offset + length) / ss);
   const head = offset - first * ss;
   const buf = scratch.subarray(0, (end - first) * ss);
+  const span = traceStart('write', length);
+  let t = now();
   if (head === 0 && length === buf.length) {
     xts!.encryptSectors(data.subarray(0, length), first, buf);
   } else {
@@ -207,11 +222,16 @@ function serveWrite(unique: bigint, offset: number, data: Buffer): void {
     }
     data.copy(buf, head, 0, length);
     xts!.encryptSectors(buf, first, buf);
+    span?.markPartial();
   }
+  span?.phase('crypto', t);
+  t = now();
   writeCipher(first, buf);
+  span?.phase('io', t);
   outBuf.writeUInt32LE(length, OUT_HEADER);
   outBuf.writeUInt32LE(0, OUT_HEADER + 4);
   reply(unique, 0, 8);
+  span?.end();
   countCrypto(buf.length);
 }
 
@@ -303,9 +323,15 @@ function serve(len: number): void {
     case OP.READDIR:
       return serveReaddir(unique, Number(inBuf.readBigUInt64LE(b + 8)), inBuf.readUInt32LE(b + 16));
     case OP.FSYNC:
-    case OP.FLUSH:
-      if (node === FILE && !d.readOnly) fdatasyncSync(d.containerFd);
+    case OP.FLUSH: {
+      if (node !== FILE || d.readOnly) return reply(unique, 0, 0);
+      const span = traceStart(opcode === OP.FSYNC ? 'fsync' : 'flush', 0);
+      const t = now();
+      fdatasyncSync(d.containerFd);
+      span?.phase('io', t);
+      span?.end();
       return reply(unique, 0, 0);
+    }
     case OP.STATFS: {
       outBuf.fill(0, OUT_HEADER, OUT_HEADER + 80);
       outBuf.writeBigUInt64LE(BigInt(Math.ceil(d.sizeBytes / 4096)), OUT_HEADER); // blocks
@@ -342,6 +368,7 @@ function loop(): void {
       throw err;
     }
     requests++;
+    flushTraceIfDue();
     try {
       serve(len);
     } catch (err) {
@@ -365,6 +392,7 @@ port.once('message', (msg: { key: SharedArrayBuffer }) => {
   try {
     loop();
   } finally {
+    stopTrace();
     xts.dispose();
     wipe(scratch, outBuf, inBuf);
     port.postMessage({ stats: { requests } });
