@@ -350,3 +350,20 @@ export async function userAllowOther(): Promise<boolean> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * Unmount a short-lived drive that a tool (mkfs, resize2fs) has just finished with. The tool
+ * has exited, but a brief reader (blkid from udev) may still hold the file: retry for up to
+ * ~5 s before giving up with the unmount's own error.
+ */
+export async function unmountAfterTool(drive: { unmount(): Promise<void> }): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await drive.unmount();
+      return;
+    } catch (err) {
+      if (attempt >= 50) throw err;
+      await sleep(100);
+    }
+  }
+}

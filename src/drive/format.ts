@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { CryptainerError, MountError } from '../../volume-format/errors.js';
 import type { Volume } from '../volume/volume.js';
 import { DRIVE_FILE_NAME, createDriveHandlers } from './drive-ops.js';
-import { fuseUsable, makeFilesystem, sleep } from './filesystem.js';
+import { fuseUsable, makeFilesystem, unmountAfterTool } from './filesystem.js';
 import { mountFuse } from './fuse-adapter.js';
 import { createEntryDir, removeEntry } from './registry.js';
 
@@ -62,17 +62,7 @@ export async function formatVolume(
         ...(options.label !== undefined ? { label: options.label } : {}),
       });
     } finally {
-      // mkfs has exited, so nothing holds the drive; retry briefly anyway in case a
-      // short-lived reader (blkid from udev) still has it open.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await fuse.unmount();
-          break;
-        } catch (err) {
-          if (attempt >= 50) throw err;
-          await sleep(100);
-        }
-      }
+      await unmountAfterTool(fuse);
     }
     await volume.sync();
   } catch (err) {

@@ -24,7 +24,7 @@ import {
   fuseUsable,
   runStep,
   runTool,
-  sleep,
+  unmountAfterTool,
 } from './filesystem.js';
 import { mountFuse } from './fuse-adapter.js';
 import { createEntryDir, removeEntry } from './registry.js';
@@ -145,15 +145,7 @@ async function withDrive<T>(
     try {
       return await fn(join(driveDir, DRIVE_FILE_NAME));
     } finally {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await fuse.unmount();
-          break;
-        } catch (err) {
-          if (attempt >= 50) throw err;
-          await sleep(100);
-        }
-      }
+      await unmountAfterTool(fuse);
       await volume.sync();
     }
   } finally {

@@ -24,8 +24,9 @@ export class FaultStorage implements Storage {
     /**
      * `true`: the crashing write lands its first half (a torn write). A number: that many of
      * its bytes land (clamped to the write's length minus one), to tear at chosen places.
+     * A function: it gets the write's length and returns how many bytes land (same clamp).
      */
-    private readonly torn: boolean | number = false,
+    private readonly torn: boolean | number | ((length: number) => number) = false,
   ) {}
 
   private alive(): void {
@@ -55,7 +56,9 @@ export class FaultStorage implements Storage {
           ? Math.floor(data.length / 2)
           : typeof this.torn === 'number'
             ? Math.min(this.torn, data.length - 1)
-            : 0;
+            : typeof this.torn === 'function'
+              ? Math.min(this.torn(data.length), data.length - 1)
+              : 0;
       if (keep > 0) await this.inner.writeAt(offset, data.subarray(0, keep));
       throw new SimulatedCrash();
     }

@@ -11,11 +11,10 @@ import { join } from 'node:path';
 import { isReencrypting } from '../../volume-format/reencrypt-state.js';
 import type { Resilience } from '../../volume-format/reencrypt-state.js';
 import { FileStorage } from '../../src/io/file-storage.js';
-import type { Storage } from '../../src/io/storage.js';
 import { readHeaderChoice } from '../../src/volume/header-store.js';
 import { resumeReencrypt, startReencrypt } from '../../src/volume/reencrypt.js';
 import { createVolume, openVolume } from '../../src/index.js';
-import { SimulatedCrash } from '../helpers/fault-storage.js';
+import { FaultStorage, SimulatedCrash } from '../helpers/fault-storage.js';
 import { TEST_KDF, makeTempDir } from '../helpers/tmp.js';
 
 const { dir, cleanup } = makeTempDir();
@@ -25,59 +24,11 @@ const MARKER = Buffer.from('PLAINTEXT-MARKER-0123456789abcdef'); // must never r
 /** How a crashing write is torn: not at all, at half its length, or at an odd byte. */
 type Tear = 'none' | 'half' | 'odd';
 
-/**
- * Like test/helpers/fault-storage.ts, with a choice of tear point: the write with index
- * `crashAt` writes only a prefix (or nothing) and throws; every later operation throws.
- */
-class CrashStorage implements Storage {
-  writes = 0;
-  private crashed = false;
-  constructor(
-    private readonly inner: Storage,
-    private readonly crashAt: number,
-    private readonly tear: Tear,
-  ) {}
-  private alive(): void {
-    if (this.crashed) throw new SimulatedCrash();
-  }
-  async readAt(offset: number, length: number): Promise<Uint8Array> {
-    this.alive();
-    return this.inner.readAt(offset, length);
-  }
-  async writeAt(offset: number, data: Uint8Array): Promise<void> {
-    this.alive();
-    if (this.writes++ === this.crashAt) {
-      this.crashed = true;
-      const keep =
-        this.tear === 'half'
-          ? Math.floor(data.length / 2)
-          : this.tear === 'odd'
-            ? Math.min(data.length - 1, Math.floor(data.length / 3) + 7)
-            : 0;
-      if (keep > 0) await this.inner.writeAt(offset, data.subarray(0, keep));
-      throw new SimulatedCrash();
-    }
-    await this.inner.writeAt(offset, data);
-  }
-  async sync(): Promise<void> {
-    this.alive();
-    await this.inner.sync();
-  }
-  async syncData(): Promise<void> {
-    this.alive();
-    await this.inner.syncData();
-  }
-  async size(): Promise<number> {
-    this.alive();
-    return this.inner.size();
-  }
-  async truncate(length: number): Promise<void> {
-    this.alive();
-    await this.inner.truncate(length);
-  }
-  async close(): Promise<void> {
-    await this.inner.close();
-  }
+/** FaultStorage's tear argument for each tear kind ('odd' lands an arbitrary, odd prefix). */
+function tearOf(tear: Tear): boolean | ((length: number) => number) {
+  if (tear === 'none') return false;
+  if (tear === 'half') return true;
+  return (length) => Math.floor(length / 3) + 7;
 }
 
 interface Base {
@@ -123,7 +74,7 @@ async function runCrashing(
   segmentBytes: number,
   threads = 0,
 ): Promise<{ crashed: boolean; writes: number }> {
-  const storage = new CrashStorage(await FileStorage.open(path), crashAt, tear);
+  const storage = new FaultStorage(await FileStorage.open(path), crashAt, tearOf(tear));
   const common = { storage, resilience, segmentBytes, threads };
   try {
     if (await reencrypting(path)) await resumeReencrypt(path, { passphrase: PASS, ...common });
