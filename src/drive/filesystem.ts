@@ -136,16 +136,18 @@ export async function checkFilesystem(
 // ---- loop devices and mounts -------------------------------------------------------------
 
 /**
- * Attach `file` to a free loop device; returns its path. Direct I/O keeps the cleartext out of
- * a second page cache (the drive file's) and lets the loop driver send large requests.
- * `CRYPTAINER_LOOP_DIO=off` (read by the serving process) attaches it buffered instead, for
- * measurements: reads are then cached twice but also read ahead by FUSE.
+ * Attach `file` to a free loop device; returns its path. `directIo` (default true) makes the
+ * loop driver bypass the page cache of `file`: right for a drive whose every request is a
+ * round trip anyway (fuse-native), while a drive with a kernel writeback cache
+ * (`FuseMount.pageCached`) is attached buffered so the loop driver is served from that cache.
+ * `CRYPTAINER_LOOP_DIO=on|off` (read by the serving process) overrides it, for measurements.
  */
 export async function attachLoop(
   file: string,
-  options: { readOnly?: boolean; sectorSize?: number } = {},
+  options: { readOnly?: boolean; sectorSize?: number; directIo?: boolean } = {},
 ): Promise<string> {
-  const args = ['--find', '--show', `--direct-io=${process.env.CRYPTAINER_LOOP_DIO ?? 'on'}`];
+  const directIo = process.env.CRYPTAINER_LOOP_DIO ?? (options.directIo === false ? 'off' : 'on');
+  const args = ['--find', '--show', `--direct-io=${directIo}`];
   if (options.sectorSize === 4096) args.push('--sector-size', '4096');
   if (options.readOnly) args.push('--read-only');
   const r = await runStep('attaching a loop device (losetup)', 'losetup', [...args, file]);

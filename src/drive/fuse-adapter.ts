@@ -148,6 +148,13 @@ export interface FuseMount {
   /** Absolute mountpoint. */
   readonly mountpoint: string;
   /**
+   * True when the kernel keeps the drive file's pages in its own cache and writes them back
+   * later (FUSE writeback cache, kernel-fuse.ts): a loop device on the drive should then be
+   * attached buffered, so reads and writes are served from that cache. False for fuse-native,
+   * where every request is a round trip and the loop device should use direct I/O.
+   */
+  readonly pageCached: boolean;
+  /**
    * Unmount without detaching lazily. Throws `VOLUME_BUSY` if a process or a loop device
    * still uses the mount (the mount stays and keeps being served). Idempotent.
    */
@@ -207,6 +214,22 @@ export async function isMountpoint(path: string): Promise<boolean> {
     if (field !== undefined && unescapeMountPath(field) === abs) return true;
   }
   return false;
+}
+
+/**
+ * The device number ("major:minor") of the topmost mount at `path`, from mountinfo: unlike
+ * stat(2), reading it sends no request to the file system (a FUSE mount not yet serving would
+ * block the caller).
+ */
+export async function mountDevice(path: string): Promise<string | null> {
+  const abs = resolve(path);
+  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
+  let device: string | null = null;
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== undefined && unescapeMountPath(fields[4]) === abs) device = fields[2] ?? null;
+  }
+  return device;
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (`\040`). */
@@ -574,6 +597,7 @@ export async function mountFuse(
   let unmounted = false;
   return {
     mountpoint: abs,
+    pageCached: false,
     async unmount() {
       if (unmounted) return;
       await unmountStrict(abs); // throws VOLUME_BUSY and leaves the mount served

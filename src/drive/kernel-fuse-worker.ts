@@ -1,18 +1,21 @@
 /**
  * Worker thread of src/drive/kernel-fuse.ts: serves the decrypted drive by speaking the FUSE
- * kernel protocol on /dev/fuse directly (linux/fuse.h, protocol 7.31), synchronously, one
- * request at a time: read a request, do the work (pread + XTS, or XTS + pwrite), write the
- * answer. No libfuse, no hand-off between threads: the kernel wakes this thread and this thread
- * answers. Measured on the project machine, the round trip of a no-op 4 KiB request is
- * ≈ 25–45 µs this way against ≈ 80–120 µs through fuse-native (bench/fuse-floor.ts).
+ * kernel protocol on /dev/fuse directly (linux/fuse.h, protocol 7.31), synchronously: read a
+ * request, do the work (pread + XTS, or XTS + pwrite), write the answer. No libfuse, no
+ * hand-off between threads: the kernel wakes this thread and this thread answers. Measured on
+ * the project machine, the round trip of a no-op 4 KiB request is ≈ 25–45 µs this way against
+ * ≈ 80–120 µs through fuse-native (bench/fuse-floor.ts).
+ *
+ * Several of these threads read the same /dev/fuse descriptor (the kernel hands each request
+ * to one reader), so one can decrypt while another waits for the disk or the kernel; requests
+ * touching the same sectors are serialised by a shared range lock (shared-range-lock.ts).
  *
  * One file system: the root directory (node 1) holding one file, `volume` (node 2), whose
- * bytes are the decrypted drive (SPEC §6). Unaligned requests are read-modify-written here;
- * requests never overlap because they are served one at a time.
+ * bytes are the decrypted drive (SPEC §6). Unaligned requests are read-modify-written here.
  *
  * Messages in: `{ key }` (a SharedArrayBuffer holding the 64-byte master key, zeroed here once
  * the cipher holds it). Messages out: `{ ready }`, `{ log }`, and `{ stats }` on exit. The
- * thread ends when the kernel ends the connection (unmount: ENODEV on read).
+ * thread ends when the kernel ends the connection (unmount or abort: ENODEV on read).
  */
 import { fdatasyncSync, readSync, writeSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
@@ -20,6 +23,7 @@ import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';
 import { XtsCipher } from '../../crypto/xts.js';
+import { SharedRangeLock } from './shared-range-lock.js';
 import { flushTraceIfDue, now, setTraceSink, stopTrace, traceStart } from '../trace.js';
 
 /** What the main thread hands over (see kernel-fuse.ts). */
@@ -32,8 +36,14 @@ export interface KernelFuseWorkerData {
   readOnly: boolean;
   uid: number;
   gid: number;
-  maxWriteBytes: number;
+  /** Largest read or write request (FUSE_MAX_PAGES), a multiple of 4096. */
+  maxRequestBytes: number;
+  /** Ask for the kernel's writeback cache (FUSE_WRITEBACK_CACHE). */
+  writebackCache: boolean;
   fileName: string;
+  /** This thread's index and the lock shared by all serving threads. */
+  thread: number;
+  rangeLock: SharedArrayBuffer;
 }
 
 const d = workerData as KernelFuseWorkerData;
@@ -67,6 +77,9 @@ const OP = {
 } as const;
 const FUSE_ASYNC_READ = 1 << 0;
 const FUSE_BIG_WRITES = 1 << 5;
+const FUSE_WRITEBACK_CACHE = 1 << 16;
+const FUSE_MAX_PAGES = 1 << 22;
+const FOPEN_KEEP_CACHE = 1 << 1;
 const FATTR_SIZE = 1 << 3;
 const IN_HEADER = 40;
 const OUT_HEADER = 16;
@@ -84,11 +97,12 @@ const FILE = 2;
 const VALID_SECONDS = 3600n;
 
 const ss = d.sectorSize;
-const inBuf = Buffer.alloc(d.maxWriteBytes + 65536);
-const outBuf = Buffer.alloc(d.maxWriteBytes + 4096);
+const inBuf = Buffer.alloc(d.maxRequestBytes + 65536);
+const outBuf = Buffer.alloc(d.maxRequestBytes + 4096);
 /** Ciphertext scratch for one request (plus a sector at each end for read-modify-write). */
-const scratch = Buffer.alloc(d.maxWriteBytes + 2 * ss);
+const scratch = Buffer.alloc(d.maxRequestBytes + 2 * ss);
 const started = BigInt(Math.floor(Date.now() / 1000));
+const sectors = new SharedRangeLock(d.rangeLock, d.thread);
 
 /**
  * Node's `cipher.update()` returns a fresh off-heap buffer per call (two per request here), and
@@ -176,7 +190,14 @@ function serveRead(unique: bigint, offset: number, size: number): void {
   const span = traceStart('read', length);
   const cipher = scratch.subarray(0, (end - first) * ss);
   let t = now();
-  readCipher(first, cipher);
+  sectors.acquire(first, end);
+  span?.phase('lock', t);
+  try {
+    t = now();
+    readCipher(first, cipher);
+  } finally {
+    sectors.release();
+  }
   span?.phase('io', t);
   const head = offset - first * ss;
   t = now();
@@ -207,27 +228,38 @@ function serveWrite(unique: bigint, offset: number, data: Buffer): void {
   const buf = scratch.subarray(0, (end - first) * ss);
   const span = traceStart('write', length);
   let t = now();
-  if (head === 0 && length === buf.length) {
-    xts!.encryptSectors(data.subarray(0, length), first, buf);
-  } else {
-    // SPEC §9.4: partial sectors are read, decrypted, patched and re-encrypted.
-    if (head !== 0) {
-      readCipher(first, buf.subarray(0, ss));
-      xts!.decryptSectors(buf.subarray(0, ss), first, buf.subarray(0, ss));
-    }
-    const tail = (end - 1 - first) * ss;
-    if ((offset + length) % ss !== 0 && (end - 1 !== first || head === 0)) {
-      readCipher(end - 1, buf.subarray(tail, tail + ss));
-      xts!.decryptSectors(buf.subarray(tail, tail + ss), end - 1, buf.subarray(tail, tail + ss));
-    }
-    data.copy(buf, head, 0, length);
-    xts!.encryptSectors(buf, first, buf);
-    span?.markPartial();
-  }
+  const whole = head === 0 && length === buf.length;
+  // Whole sectors are encrypted before taking the lock, which then covers only the write; a
+  // partial sector holds it from reading the old contents to writing the patched ones.
+  if (whole) xts!.encryptSectors(data.subarray(0, length), first, buf);
   span?.phase('crypto', t);
   t = now();
-  writeCipher(first, buf);
-  span?.phase('io', t);
+  sectors.acquire(first, end);
+  span?.phase('lock', t);
+  try {
+    if (!whole) {
+      t = now();
+      // SPEC §9.4: partial sectors are read, decrypted, patched and re-encrypted.
+      if (head !== 0) {
+        readCipher(first, buf.subarray(0, ss));
+        xts!.decryptSectors(buf.subarray(0, ss), first, buf.subarray(0, ss));
+      }
+      const tail = (end - 1 - first) * ss;
+      if ((offset + length) % ss !== 0 && (end - 1 !== first || head === 0)) {
+        readCipher(end - 1, buf.subarray(tail, tail + ss));
+        xts!.decryptSectors(buf.subarray(tail, tail + ss), end - 1, buf.subarray(tail, tail + ss));
+      }
+      data.copy(buf, head, 0, length);
+      xts!.encryptSectors(buf, first, buf);
+      span?.markPartial();
+      span?.phase('crypto', t);
+    }
+    t = now();
+    writeCipher(first, buf);
+    span?.phase('io', t);
+  } finally {
+    sectors.release();
+  }
   outBuf.writeUInt32LE(length, OUT_HEADER);
   outBuf.writeUInt32LE(0, OUT_HEADER + 4);
   reply(unique, 0, 8);
@@ -264,11 +296,16 @@ function serveInit(unique: bigint): void {
   outBuf.writeUInt32LE(7, OUT_HEADER); // major
   outBuf.writeUInt32LE(Math.min(minor, 31), OUT_HEADER + 4);
   outBuf.writeUInt32LE(inBuf.readUInt32LE(IN_HEADER + 8), OUT_HEADER + 8); // max_readahead
-  outBuf.writeUInt32LE(FUSE_ASYNC_READ | FUSE_BIG_WRITES, OUT_HEADER + 12);
+  // Writeback cache: the kernel keeps the drive's pages and sends them back in large batches
+  // (writes return once copied; reads of cached pages never reach us), and fsync/flush still
+  // end in FSYNC here, so a flush from the filesystem above is still a flush of the container.
+  const cache = d.writebackCache ? FUSE_WRITEBACK_CACHE : 0;
+  outBuf.writeUInt32LE(FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | cache, OUT_HEADER + 12);
   outBuf.writeUInt16LE(12, OUT_HEADER + 16); // max_background
   outBuf.writeUInt16LE(9, OUT_HEADER + 18); // congestion_threshold
-  outBuf.writeUInt32LE(d.maxWriteBytes, OUT_HEADER + 20);
+  outBuf.writeUInt32LE(d.maxRequestBytes, OUT_HEADER + 20); // max_write
   outBuf.writeUInt32LE(1, OUT_HEADER + 24); // time_gran
+  outBuf.writeUInt16LE(d.maxRequestBytes / 4096, OUT_HEADER + 28); // max_pages
   reply(unique, 0, 64);
 }
 
@@ -308,12 +345,14 @@ function serve(len: number): void {
       if (d.readOnly && (flags & 3) !== 0) return reply(unique, EROFS, 0);
       if (flags & 0o1000) return reply(unique, EPERM, 0); // O_TRUNC: fixed size
       outBuf.fill(0, OUT_HEADER, OUT_HEADER + 16);
+      // The drive changes only through this mount: opening it again keeps the cached pages.
+      if (opcode === OP.OPEN) outBuf.writeUInt32LE(FOPEN_KEEP_CACHE, OUT_HEADER + 8);
       return reply(unique, 0, 16);
     }
     case OP.READ: {
       const offset = Number(inBuf.readBigUInt64LE(b + 8));
       const size = inBuf.readUInt32LE(b + 16);
-      return serveRead(unique, offset, Math.min(size, d.maxWriteBytes));
+      return serveRead(unique, offset, Math.min(size, d.maxRequestBytes));
     }
     case OP.WRITE: {
       const offset = Number(inBuf.readBigUInt64LE(b + 8));

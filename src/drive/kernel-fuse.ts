@@ -12,13 +12,17 @@
  * passes the descriptor over a Unix socket (SCM_RIGHTS) that Node cannot receive, so the NTFS
  * and raw-drive paths keep fuse-native (fuse-adapter.ts).
  *
- * Guarantees kept from fuse-adapter.ts: every request is answered (in order, by one thread);
- * unmounting is never lazy and a busy mount is refused with VOLUME_BUSY; and if the worker
- * dies, the /dev/fuse descriptor is closed, which aborts the connection (users get ENOTCONN
- * instead of hanging forever).
+ * Since the drive file is the only way to its data, the kernel may cache its pages (FUSE
+ * writeback cache): reads of cached pages and writes never wait for us, and FSYNC still ends
+ * in fdatasync of the container. Requests are up to 1 MiB (FUSE_MAX_PAGES), and two threads
+ * serve them so one can decrypt while the other waits (bench/PERFORMANCE.md has the numbers).
+ *
+ * Guarantees kept from fuse-adapter.ts: every request is answered exactly once; unmounting is
+ * never lazy and a busy mount is refused with VOLUME_BUSY; and if a serving thread dies, the
+ * connection is aborted (users get ENOTCONN instead of hanging forever).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';
@@ -29,12 +33,55 @@ import {
   type FuseMount,
   cleanStaleFuseMount,
   isMountpoint,
+  mountDevice,
   unmountStrict,
 } from './fuse-adapter.js';
 import type { KernelFuseWorkerData } from './kernel-fuse-worker.js';
+import { createSharedRangeLockMemory } from './shared-range-lock.js';
 
-/** Largest request; the kernel's default for a FUSE mount without max_pages (128 KiB). */
-const MAX_REQUEST_BYTES = 131072;
+/**
+ * Largest read or write request, negotiated with FUSE_MAX_PAGES (the kernel's default without
+ * it is 128 KiB). Larger requests mean fewer round trips per MiB and XTS over larger batches;
+ * `CRYPTAINER_DRIVE_MAX_REQUEST` overrides it for measurements (bench/PERFORMANCE.md).
+ */
+const MAX_REQUEST_BYTES = requestLimit(process.env.CRYPTAINER_DRIVE_MAX_REQUEST);
+
+/**
+ * Whether the kernel may cache the drive's pages and write them back later (FUSE writeback
+ * cache). On by default; `CRYPTAINER_DRIVE_WRITEBACK=0` turns it off for measurements.
+ */
+const WRITEBACK_CACHE = process.env.CRYPTAINER_DRIVE_WRITEBACK !== '0';
+
+/**
+ * Threads reading /dev/fuse. Two let one decrypt while the other waits for the disk or the
+ * kernel; each costs a V8 isolate and a malloc arena (≈ 10–20 MiB of RSS).
+ * `CRYPTAINER_DRIVE_THREADS` (1–4) overrides it for measurements.
+ */
+const SERVING_THREADS = Math.min(4, Math.max(1, Number(process.env.CRYPTAINER_DRIVE_THREADS) || 2));
+
+function requestLimit(text: string | undefined): number {
+  const n = Number(text ?? 1024 * 1024);
+  // A power of two from 4 KiB to 1 MiB: whole pages, within FUSE_MAX_MAX_PAGES (256).
+  return Number.isInteger(Math.log2(n)) && n >= 4096 && n <= 1024 * 1024 ? n : 1024 * 1024;
+}
+
+/** The connection's name under /sys/fs/fuse/connections: the kernel's dev_t (MKDEV). */
+function fuseConnection(device: string): number {
+  const [major, minor] = device.split(':').map(Number) as [number, number];
+  return major * 2 ** 20 + minor;
+}
+
+/**
+ * Let the kernel read ahead as much as one request carries (its default is 128 KiB), through
+ * the mount's backing device info in sysfs. Best effort: without it, reads are only smaller.
+ */
+function raiseReadahead(device: string, log: (line: string) => void): void {
+  try {
+    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, `${MAX_REQUEST_BYTES / 1024}\n`);
+  } catch (err) {
+    log(`drive readahead left at the kernel default: ${(err as Error).message}`);
+  }
+}
 
 /** Options of {@link mountKernelFuse}. */
 export interface KernelFuseOptions {
@@ -65,7 +112,7 @@ function runMount(args: string[], fuseFd: number): Promise<{ code: number; stder
 
 /**
  * Mount the drive of `volume` at `mountpoint` (an empty directory) as the single file
- * `volume`, served by a worker thread. Throws `MOUNT_FAILED`, or `VOLUME_BUSY` if something is
+ * `volume`, served by worker threads. Throws `MOUNT_FAILED`, or `VOLUME_BUSY` if something is
  * mounted there.
  */
 export async function mountKernelFuse(
@@ -120,54 +167,92 @@ export async function mountKernelFuse(
     );
   }
 
-  const data: KernelFuseWorkerData = {
-    fuseFd,
-    containerFd,
-    dataOffset: volume.header.dataOffset,
-    sectorSize: volume.sectorSize,
-    sizeBytes: volume.sizeBytes,
-    readOnly: options.readOnly,
-    uid: options.uid,
-    gid: options.gid,
-    maxWriteBytes: MAX_REQUEST_BYTES,
-    fileName: DRIVE_FILE_NAME,
-  };
-  const worker = new Worker(new URL('./kernel-fuse-worker.js', import.meta.url), {
-    workerData: data,
-  });
+  const device = await mountDevice(abs);
+  if (device === null || !/^\d+:\d+$/.test(device)) {
+    closeFds();
+    await unmountStrict(abs).catch(() => undefined);
+    throw new MountError('MOUNT_FAILED', `mounting the drive at ${abs}: not in mountinfo`);
+  }
+  const connection = fuseConnection(device);
+  const lockMemory = createSharedRangeLockMemory(SERVING_THREADS);
   let unmounting = false;
-  const exited = new Promise<void>((done) => {
-    worker.on('exit', () => {
-      // A worker gone while mounted would leave requests unanswered: closing the last
-      // /dev/fuse descriptor aborts the connection instead.
-      if (!unmounting) options.log('drive worker ended while mounted; connection aborted');
-      closeFds();
-      done();
+  let aborted = false;
+  /**
+   * A serving thread gone while mounted would leave requests unanswered, and the other threads
+   * keep the /dev/fuse descriptor busy in read(2): abort the connection (users get ENOTCONN
+   * instead of hanging; the threads' reads end with ENODEV).
+   */
+  const abortConnection = (why: string): void => {
+    if (aborted) return;
+    aborted = true;
+    options.log(`${why}; connection aborted`);
+    try {
+      writeFileSync(`/sys/fs/fuse/connections/${connection}/abort`, '1\n');
+    } catch (err) {
+      options.log(`aborting FUSE connection ${connection}: ${(err as Error).message}`);
+    }
+  };
+  const exits: Promise<void>[] = [];
+  const readies: Promise<void>[] = [];
+  for (let thread = 0; thread < SERVING_THREADS; thread++) {
+    const data: KernelFuseWorkerData = {
+      fuseFd,
+      containerFd,
+      dataOffset: volume.header.dataOffset,
+      sectorSize: volume.sectorSize,
+      sizeBytes: volume.sizeBytes,
+      readOnly: options.readOnly,
+      uid: options.uid,
+      gid: options.gid,
+      maxRequestBytes: MAX_REQUEST_BYTES,
+      writebackCache: WRITEBACK_CACHE,
+      fileName: DRIVE_FILE_NAME,
+      thread,
+      rangeLock: lockMemory,
+    };
+    const worker = new Worker(new URL('./kernel-fuse-worker.js', import.meta.url), {
+      workerData: data,
     });
-  });
-  worker.on('error', (err) => options.log(`drive worker: ${err.message}`));
-  const ready = new Promise<void>((done, fail) => {
-    worker.on('message', (msg: { ready?: true; log?: string }) => {
-      if (msg.ready) done();
-      if (msg.log) options.log(msg.log);
+    const exited = new Promise<void>((done) => {
+      worker.on('exit', () => {
+        if (!unmounting) abortConnection(`drive thread ${thread} ended while mounted`);
+        done();
+      });
     });
-    void exited.then(() => fail(new MountError('MOUNT_FAILED', 'the drive worker ended early')));
-  });
-  // The key goes over in shared memory that the worker zeroes once its cipher holds it.
-  const key = volume.exportMasterKey();
-  const shared = new SharedArrayBuffer(key.length);
-  new Uint8Array(shared).set(key);
-  wipe(key);
-  worker.postMessage({ key: shared });
+    exits.push(exited);
+    worker.on('error', (err) => options.log(`drive thread ${thread}: ${err.message}`));
+    readies.push(
+      new Promise<void>((done, fail) => {
+        worker.on('message', (msg: { ready?: true; log?: string }) => {
+          if (msg.ready) done();
+          if (msg.log) options.log(msg.log);
+        });
+        void exited.then(() => fail(new MountError('MOUNT_FAILED', 'a drive thread ended early')));
+      }),
+    );
+    // The key goes over in shared memory that the thread zeroes once its cipher holds it.
+    const key = volume.exportMasterKey();
+    const shared = new SharedArrayBuffer(key.length);
+    new Uint8Array(shared).set(key);
+    wipe(key);
+    worker.postMessage({ key: shared });
+  }
+  // The descriptors are closed once every thread is gone (the last close of /dev/fuse also
+  // ends the connection, should the abort above have failed).
+  const allExited = Promise.all(exits).then(closeFds);
   try {
-    await ready;
+    await Promise.all(readies);
   } catch (err) {
     await unmountStrict(abs).catch(() => undefined);
+    abortConnection('mounting failed');
+    await allExited;
     throw err;
   }
+  raiseReadahead(device, options.log);
 
   return {
     mountpoint: abs,
+    pageCached: WRITEBACK_CACHE,
     async unmount() {
       if (unmounting) return;
       unmounting = true;
@@ -177,7 +262,7 @@ export async function mountKernelFuse(
         unmounting = false;
         throw err;
       }
-      await exited; // ENODEV ends the worker's loop
+      await allExited; // ENODEV ends every thread's loop
     },
   };
 }

@@ -155,7 +155,11 @@ export async function serveMount(
 
     let loopDevice: string | null = null;
     if (kind === 'ext4') {
-      const dev = await attachLoop(drivePath, { readOnly, sectorSize: volume.sectorSize });
+      const dev = await attachLoop(drivePath, {
+        readOnly,
+        sectorSize: volume.sectorSize,
+        directIo: !fuse.pageCached,
+      });
       loopDevice = dev;
       undo.push({ what: `detaching ${dev}`, run: () => detachLoop(dev) });
       await mountExt4(dev, req.mountpoint, { readOnly });

@@ -1,7 +1,8 @@
 // The drive served over /dev/fuse directly (src/drive/kernel-fuse.ts, root only): the raw
 // drive (--filesystem none) takes unaligned and aligned reads and writes from another process,
 // and the bytes match what the library reads after unmount and what the fuse-native drive
-// (CRYPTAINER_DRIVE=fuse-native) serves; fixed size, read-only, and the mount's identity.
+// (CRYPTAINER_DRIVE=fuse-native) serves; fixed size, read-only, and the mount's identity;
+// concurrent unaligned writes to shared sectors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
@@ -151,6 +152,51 @@ test('fuse-native serves the same bytes; a read-only kernel mount refuses writes
     })(),
     TEST_MS,
     'fuse-native and read-only',
+  );
+});
+
+/**
+ * Two processes writing interleaved 100-byte pieces with O_DIRECT, served by two threads: each
+ * write reaches the server as it is (unaligned), and most 512-byte sectors get pieces from
+ * both, so every write is a read-modify-write of a sector the other process also writes. The
+ * kernel holds the file's lock for a direct write, so these arrive one at a time; the lock
+ * between the serving threads themselves is tested in shared-range-lock.test.ts.
+ */
+test('concurrent unaligned direct writes to shared sectors lose nothing', async () => {
+  if (!asRoot) return;
+  await withTimeout(
+    (async () => {
+      ok(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none'], {
+        CRYPTAINER_DRIVE_THREADS: '2',
+      });
+      const PIECE = 100;
+      const PIECES = 1500;
+      const writer = (parity: number) => `
+        const fs = require('fs');
+        const fd = fs.openSync(${JSON.stringify(drive)}, fs.constants.O_RDWR | fs.constants.O_DIRECT);
+        for (let i = ${parity}; i < ${PIECES}; i += 2) {
+          const b = Buffer.alloc(${PIECE}, (i % 251) + 1);
+          if (fs.writeSync(fd, b, 0, b.length, i * ${PIECE}) !== b.length) throw new Error('short');
+        }
+        fs.closeSync(fd);`;
+      const [a, b] = await Promise.all([
+        run(process.execPath, ['-e', writer(0)], { timeoutMs: 120_000 }),
+        run(process.execPath, ['-e', writer(1)], { timeoutMs: 120_000 }),
+      ]);
+      assert.is(a.status, 0, a.stderr);
+      assert.is(b.status, 0, b.stderr);
+      for (let i = 0; i < PIECES; i++) model.fill((i % 251) + 1, i * PIECE, (i + 1) * PIECE);
+      ok(['unmount', mnt]);
+      const v = await openVolume(vol, { passphrase: 'kernel fuse passphrase' });
+      const got = await v.read(0, PIECES * PIECE);
+      await v.close();
+      let lost = 0;
+      for (let i = 0; i < PIECES; i++) if (got[i * PIECE] !== (i % 251) + 1) lost++;
+      assert.is(lost, 0, `${lost} pieces lost`);
+      assert.equal(got, model.subarray(0, PIECES * PIECE));
+    })(),
+    TEST_MS,
+    'concurrent direct writes',
   );
 });
 
