@@ -520,25 +520,37 @@ class Engine {
         ? this.workers.start(this.oldKey, this.newKey)
         : inlineRecrypter(this.oldKey, this.newKey, this.ss);
       // Two segments' worth of chunk buffers: one segment being written while the next is
-      // read and re-encrypted (SPEC §15.6 steps 1 and 4 overlap; steps 2–3 wait for both).
+      // read and re-encrypted (SPEC §15.6 steps 1 and 4 overlap). A chunk's buffer goes back to
+      // the pool as soon as its write returns (the page cache holds the data from then on).
       const pool = new BufferPool(
         Array.from({ length: 2 * chunksPerSegment }, () =>
           recrypter.allocate(chunkSectors * this.ss),
         ),
       );
+      const startPrepare = (first: number): Promise<Prepared> | null => {
+        if (first >= this.sectorCount) return null;
+        const count = Math.min(this.segmentSectors, this.sectorCount - first);
+        const p = this.prepare(first, count, chunkSectors, pool, recrypter);
+        p.catch(() => undefined); // awaited in order below; never an unhandled rejection
+        return p;
+      };
+      let ahead = startPrepare(pos);
       let slot = 0;
       try {
-        while (pos < this.sectorCount) {
+        while (ahead !== null) {
           if (this.options.signal?.aborted) break;
-          const count = Math.min(this.segmentSectors, this.sectorCount - pos);
-          // Step 1, overlapping the write of the previous segment (still in flight).
-          const prepared = await this.prepare(pos, count, chunkSectors, pool, recrypter);
+          // Step 1, run while the previous segment was being written.
+          const prepared = await ahead;
+          ahead = null;
           if (inflight !== null) {
             const previous: Promise<void> = inflight;
             inflight = null;
             await previous;
           }
-          // Step 2: the record goes to the slot the current header does not reference.
+          // Step 2: the record goes to the slot the current header does not reference. Its
+          // fdatasync is also step 4's for the previous segment, whose writes have all
+          // returned: SPEC §15.6 lets step 2 run during step 4, and one flush makes both
+          // durable before step 3 (one flush and one device cache flush fewer per segment).
           await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
           await this.storage.syncData();
           // Step 3: from here on a crash is recovered from that record.
@@ -546,23 +558,28 @@ class Engine {
             ...this.state,
             resilience: this.resilience,
             sectorsDone: pos,
-            segmentSectors: count,
+            segmentSectors: prepared.count,
             journalSlot: slot,
             journalDigest: digest(prepared.record),
           });
-          // Step 4: the new ciphertext, then fdatasync (awaited before the next step 3).
+          // Step 4: the new ciphertext (its fdatasync is the next step 2's, or the one below).
           inflight = this.writeSegment(prepared, pool);
           inflight.catch(() => undefined); // awaited below; never an unhandled rejection
-          pos += count;
+          pos += prepared.count;
           slot ^= 1;
+          ahead = startPrepare(pos);
         }
         if (inflight !== null) {
           const last: Promise<void> = inflight;
           inflight = null;
           await last;
         }
+        // Step 4's fdatasync for the last segment written, before step F1 or the stop point
+        // records it as done.
+        await this.storage.syncData();
       } finally {
-        // Never leave a write running past this point (the storage closes after us).
+        // Never leave a read or a write running past this point (the storage closes after us).
+        if (ahead !== null) await (ahead as Promise<Prepared>).catch(() => undefined);
         if (inflight !== null) await (inflight as Promise<void>).catch(() => undefined);
         await recrypter.close();
         pool.wipeAll(); // the buffers held plaintext for a moment
@@ -649,17 +666,24 @@ class Engine {
     return { first, count, record, chunks };
   }
 
-  /** Step 4: write a prepared segment's chunks, fdatasync, return the buffers to the pool. */
+  /**
+   * Step 4 without its final fdatasync (the caller's next one covers it): write a prepared
+   * segment's chunks, giving each buffer back to the pool once its write has returned.
+   *
+   * Nothing reaches the disk until an fdatasync asks for it (the page cache holds gigabytes
+   * here), so flushes are started while the later chunks are still being written: the disk
+   * works during the writes instead of after them, and the final flush has little left to do.
+   * Extra fdatasyncs never weaken SPEC §15.6.
+   */
   private async writeSegment(p: Prepared, pool: BufferPool): Promise<void> {
-    // Nothing reaches the disk until an fdatasync asks for it (the page cache holds gigabytes
-    // here), so flushes are started while the later chunks are still being written: the disk
-    // works during the writes instead of after them. Extra fdatasyncs never weaken SPEC §15.6;
-    // the one after the last write is the one step 4 requires.
     let flushing: Promise<void> | null = null;
+    let given = 0;
     try {
       for (const c of p.chunks) {
         await this.storage.writeAt(this.dataOffset(c.sector), c.view);
-        if (flushing === null) {
+        pool.give(c.buffer);
+        given++;
+        if (flushing === null && given < p.chunks.length) {
           const f: Promise<void> = this.storage.syncData().finally(() => {
             if (flushing === f) flushing = null;
           });
@@ -668,10 +692,9 @@ class Engine {
         }
       }
       if (flushing !== null) await flushing;
-      await this.storage.syncData();
     } finally {
       if (flushing !== null) await (flushing as Promise<void>).catch(() => undefined);
-      for (const c of p.chunks) pool.give(c.buffer);
+      for (const c of p.chunks.slice(given)) pool.give(c.buffer);
     }
   }
 }
