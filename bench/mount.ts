@@ -7,7 +7,8 @@
  *   reaches the device under the filesystem instead of the page cache), on a 256 MiB file.
  *
  * Both filesystems are set up once, then measured in interleaved repetitions (plain,
- * encrypted, encrypted, plain, ...: the order alternates so drift on a shared machine hits
+ * encrypted, encrypted, plain, ...; each workload waits for the previous one's writeback to
+ * drain: see settle()): the order alternates so drift on a shared machine hits
  * both alike); each figure is the median of the repetitions, and the ratio is the ratio of the
  * medians. Also the peak RSS (VmHWM) of the serving process over the whole run.
  *
@@ -63,7 +64,7 @@ export interface MountBenchResult {
 
 /** Options for {@link benchMount}. */
 export interface MountBenchOptions {
-  /** Repetitions per target (default 3). */
+  /** Repetitions per target (default 4: an even count gives both targets each position twice). */
   reps?: number;
   /** Size of the sequential file (default 512 MiB). */
   seqBytes?: number;
@@ -83,6 +84,22 @@ function sh(cmd: string, args: string[]): string {
 function dropCaches(): void {
   spawnSync('sync');
   writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
+
+/**
+ * Wait until the previous workload's writes have left the page cache and the disk has had a
+ * moment: without it, whichever target runs second inherits the first one's writeback (seen
+ * as 30–40 % slower sequential writes for the second target of a repetition).
+ */
+async function settle(): Promise<void> {
+  spawnSync('sync');
+  for (let waited = 0; waited < 10_000; waited += 250) {
+    const info = readFileSync('/proc/meminfo', 'utf8');
+    const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(info)?.[1] ?? 0);
+    if (kib('Dirty') + kib('Writeback') < 4096) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await new Promise((r) => setTimeout(r, 2000));
 }
 
 /** dd prints "N bytes ... copied, S s, R MB/s": recompute from bytes and seconds. */
@@ -124,6 +141,7 @@ async function fio(dir: string, rw: 'randread' | 'randwrite', bytes: number, sec
 async function measure(dir: string, o: Required<MountBenchOptions>): Promise<MountBenchFigures> {
   const file = join(dir, 'seq.dat');
   const count = String(o.seqBytes / MIB);
+  await settle();
   dropCaches();
   const seqWriteMBps = await dd([
     'if=/dev/zero',
@@ -136,7 +154,9 @@ async function measure(dir: string, o: Required<MountBenchOptions>): Promise<Mou
   const seqReadMBps = await dd([`if=${file}`, 'of=/dev/null', 'bs=1M']);
   rmSync(file);
   // fio lays out its file first (not timed), then runs.
+  await settle();
   const randReadIops = await fio(dir, 'randread', o.fioBytes, o.fioSeconds);
+  await settle();
   const randWriteIops = await fio(dir, 'randwrite', o.fioBytes, o.fioSeconds);
   rmSync(join(dir, 'fio.dat'));
   return { seqWriteMBps, seqReadMBps, randReadIops, randWriteIops };
@@ -168,7 +188,7 @@ function medians(runs: MountBenchFigures[]): MountBenchFigures {
  */
 export async function benchMount(options: MountBenchOptions = {}): Promise<MountBenchResult> {
   const o: Required<MountBenchOptions> = {
-    reps: options.reps ?? 3,
+    reps: options.reps ?? 4,
     seqBytes: options.seqBytes ?? 512 * MIB,
     fioBytes: options.fioBytes ?? 256 * MIB,
     fioSeconds: options.fioSeconds ?? 8,
