@@ -4,10 +4,11 @@
  *
  * Why workers: decrypt + encrypt runs at ≈ 930 MB/s on one core here, below the plain `dd`
  * read+write of the same file (≈ 1.5 GB/s), and on the main thread it would also delay the
- * reads and writes it orchestrates. Two workers use both cores (bench/reencrypt.ts). Buffers
- * are SharedArrayBuffer-backed, so a job is a message naming a range, with no copy. Workers
- * are spawned before the keys exist (while Argon2 runs) because starting one costs tens of
- * milliseconds of module loading.
+ * reads and writes it orchestrates. One worker is the default (src/volume/reencrypt.ts says why
+ * not two: the allocation churn of crypto/xts.ts costs more than the second core gives).
+ * Buffers are SharedArrayBuffer-backed, so a job is a message naming a range, with no copy.
+ * Workers are spawned before the keys exist (while Argon2 runs) because starting one costs tens
+ * of milliseconds of module loading.
  */
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';

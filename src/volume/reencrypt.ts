@@ -71,8 +71,15 @@ const CHUNK_BYTES = 4 * 1024 * 1024;
 const READ_AHEAD = 2;
 /** Below this much left to do, starting worker threads costs more than it saves. */
 const WORKER_MIN_BYTES = 64 * 1024 * 1024;
-/** Worker threads by default: the project machine has two cores (bench/reencrypt.ts). */
-const DEFAULT_THREADS = 2;
+/**
+ * Worker threads by default. One, not one per core: every `cipher.update()` in crypto/xts.ts
+ * allocates its output, and glibc hands the freed memory back to the kernel, so each worker
+ * page-faults its way through fresh memory; with two workers the process used ≈ 1.4× the CPU
+ * time (4.5–7.5 s against 3.2–4.1 s per GiB, 2 × 4 alternating runs) for no more throughput
+ * (medians 312–319 against 344–352 MB/s), and the second worker took the core that the reads,
+ * writes and flushes needed (bench/PERFORMANCE.md, "Re-encryption").
+ */
+const DEFAULT_THREADS = 1;
 
 /** Options shared by {@link startReencrypt} and {@link resumeReencrypt}. */
 export interface ReencryptRunOptions {
@@ -90,7 +97,7 @@ export interface ReencryptRunOptions {
    */
   resilience?: Resilience;
   /**
-   * Worker threads for the XTS work (default: 2 when at least 64 MiB remain, else 0 = this
+   * Worker threads for the XTS work (default: 1 when at least 64 MiB remain, else 0 = this
    * thread; see src/volume/recrypt.ts).
    */
   threads?: number;
