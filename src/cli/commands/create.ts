@@ -7,10 +7,10 @@ import { formatVolume } from '../../drive/format.js';
 import { type FilesystemKind, checkFilesystemSize } from '../../drive/filesystem.js';
 import { createVolume } from '../../volume/create.js';
 import type { Volume } from '../../volume/volume.js';
-import { DEFAULT_KDF_TARGET_MS } from '../../volume/kdf-tuning.js';
+import { type NewKeyOptionValues, addKdfOptions, kdfChoiceFrom } from '../key-options.js';
 import { note, out, outJson, progress } from '../output.js';
 import { addSecretOptions, secretFrom } from '../secret-options.js';
-import { parseMemoryKiB, parsePositiveInt, parseSize } from '../sizes.js';
+import { parseSize } from '../sizes.js';
 import { kdfSummary } from './info.js';
 
 /**
@@ -52,14 +52,6 @@ export function registerCreate(program: Command): void {
         .choices(['512', '4096'])
         .default('4096'),
     )
-    .option(
-      '--iter-time <ms>',
-      `target unlock time in milliseconds for the tuned KDF (default ${DEFAULT_KDF_TARGET_MS})`,
-    )
-    .option('--kdf-max-memory <size>', 'memory cap for the tuned KDF (default 1G)')
-    .option('--kdf-memory <size>', 'explicit Argon2id memory (KiB, or with a unit: 256M)')
-    .option('--kdf-time <n>', 'explicit Argon2id passes')
-    .option('--kdf-parallelism <n>', 'explicit Argon2id lanes')
     .addOption(
       new Option('--filesystem <kind>', 'filesystem to make inside (through the encrypted drive)')
         .choices(['ext4', 'ntfs', 'none'])
@@ -67,53 +59,27 @@ export function registerCreate(program: Command): void {
     )
     .option('--force', 'replace an existing file (only once the new volume is complete)')
     .option('--json', 'print the result as JSON');
+  addKdfOptions(cmd, 'tuned to this machine');
   addSecretOptions(cmd, false);
   cmd.action(
     async (file: string, opts: Record<string, string | boolean | string[] | undefined>) => {
       const sizeBytes = parseSize(opts.size as string, 'size');
       checkFilesystemSize(opts.filesystem as FilesystemKind, sizeBytes);
-      const explicit = opts.kdfMemory !== undefined || opts.kdfTime !== undefined;
-      const parallelism =
-        opts.kdfParallelism !== undefined
-          ? parsePositiveInt(opts.kdfParallelism as string, 'kdf parallelism')
-          : undefined;
+      // Parsed before asking for the passphrase, so a bad option fails at once.
+      const kdfChoice = kdfChoiceFrom(opts as NewKeyOptionValues) ?? { kdfTuning: {} };
       const secret = await secretFrom(
         opts as { passphraseFile?: string; keyFile?: string[] },
         `New passphrase for ${file}`,
         true,
       );
       const bar = progress('filling');
-      if (!explicit) note('measuring this machine to tune Argon2id...');
+      if (kdfChoice.kdfTuning !== undefined) note('measuring this machine to tune Argon2id...');
       try {
         const volume = await createVolume(file, {
           ...secret,
           sizeBytes,
           sectorSize: Number(opts.sectorSize),
-          ...(explicit
-            ? {
-                kdf: {
-                  memoryKiB:
-                    opts.kdfMemory !== undefined
-                      ? parseMemoryKiB(opts.kdfMemory as string)
-                      : 1048576,
-                  timeCost:
-                    opts.kdfTime !== undefined
-                      ? parsePositiveInt(opts.kdfTime as string, 'kdf time')
-                      : 4,
-                  parallelism: parallelism ?? 4,
-                },
-              }
-            : {
-                kdfTuning: {
-                  ...(opts.iterTime !== undefined
-                    ? { targetMs: parsePositiveInt(opts.iterTime as string, 'iter time') }
-                    : {}),
-                  ...(opts.kdfMaxMemory !== undefined
-                    ? { maxMemoryKiB: parseMemoryKiB(opts.kdfMaxMemory as string) }
-                    : {}),
-                  ...(parallelism !== undefined ? { parallelism } : {}),
-                },
-              }),
+          ...kdfChoice,
           force: opts.force === true,
           onProgress: bar.update,
         });
