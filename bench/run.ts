@@ -1,15 +1,17 @@
 /**
  * `npm run bench`: every figure next to this machine's own ceiling, measured in the same run.
- * Sections: XTS engine vs `openssl speed`, Argon2id tuning accuracy, and the mounted volume
- * vs an unencrypted ext4 image on the kernel loop driver (root, with fio installed; medians of
- * interleaved repetitions, plus the serving process's peak RSS).
+ * Sections: XTS engine vs `openssl speed`, Argon2id tuning accuracy, the mounted volume vs an
+ * unencrypted ext4 image on the kernel loop driver (root, with fio installed; medians of
+ * interleaved repetitions, plus the serving process's peak RSS), and re-encryption of a 1 GiB
+ * volume vs `dd` reading and rewriting the same file.
  *
- * `npm run bench -- xts kdf mount` picks sections; `--reps N` and `--fio-seconds S` tune the
+ * `npm run bench -- xts kdf mount reencrypt` picks sections; `--reps N` and `--fio-seconds S` tune the
  * mount section.
  */
 import { spawnSync } from 'node:child_process';
 import { benchKdf } from './kdf.js';
 import { benchMount, mountBenchOptionsFrom, printMountBench } from './mount.js';
+import { benchReencrypt } from './reencrypt.js';
 import { benchXts } from './xts.js';
 
 const args = process.argv.slice(2);
@@ -33,4 +35,8 @@ if (want('mount')) {
   } else {
     printMountBench(await benchMount(mountBenchOptionsFrom(args)));
   }
+}
+if (want('reencrypt')) {
+  console.log('\n== re-encryption vs dd read+write of the same container ==');
+  await benchReencrypt();
 }

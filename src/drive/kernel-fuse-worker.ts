@@ -41,6 +41,8 @@ export interface KernelFuseWorkerData {
   /** Ask for the kernel's writeback cache (FUSE_WRITEBACK_CACHE). */
   writebackCache: boolean;
   fileName: string;
+  /** Ask the main thread to start flushing the container every this many bytes written (0: never). */
+  flushKickBytes: number;
   /** This thread's index and the lock shared by all serving threads. */
   thread: number;
   rangeLock: SharedArrayBuffer;
@@ -124,6 +126,23 @@ function countCrypto(bytes: number): void {
     collectGarbage({ type: 'minor' });
   }
 }
+/**
+ * Written data sits in the container's page cache until a flush: the FSYNC that ends a large
+ * write would then wait for all of it to reach the disk only after everything was encrypted.
+ * Every {@link KernelFuseWorkerData.flushKickBytes} the main thread starts an fdatasync in the
+ * background (kernel-fuse.ts), so the disk writes while this thread encrypts.
+ */
+let bytesSinceFlushKick = 0;
+
+function countWritten(bytes: number): void {
+  if (d.flushKickBytes === 0) return;
+  bytesSinceFlushKick += bytes;
+  if (bytesSinceFlushKick >= d.flushKickBytes) {
+    bytesSinceFlushKick = 0;
+    port.postMessage({ flush: true });
+  }
+}
+
 let xts: XtsCipher | null = null;
 let requests = 0;
 
@@ -265,6 +284,7 @@ function serveWrite(unique: bigint, offset: number, data: Buffer): void {
   reply(unique, 0, 8);
   span?.end();
   countCrypto(buf.length);
+  countWritten(buf.length);
 }
 
 /** READDIR: ".", ".." and the drive file, as struct fuse_dirent records from `offset` on. */

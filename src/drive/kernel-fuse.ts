@@ -22,7 +22,7 @@
  * connection is aborted (users get ENOTCONN instead of hanging forever).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasync, openSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';
@@ -57,6 +57,12 @@ const WRITEBACK_CACHE = process.env.CRYPTAINER_DRIVE_WRITEBACK !== '0';
  * kernel; each costs a V8 isolate and a malloc arena (≈ 10–20 MiB of RSS).
  * `CRYPTAINER_DRIVE_THREADS` (1–4) overrides it for measurements.
  */
+/**
+ * Bytes written between background flushes of the container (kernel-fuse-worker.ts,
+ * countWritten). `CRYPTAINER_DRIVE_FLUSH_KICK_MIB=0` turns them off, for measurements.
+ */
+const FLUSH_KICK_BYTES = Number(process.env.CRYPTAINER_DRIVE_FLUSH_KICK_MIB ?? 16) * 1024 * 1024;
+
 const SERVING_THREADS = Math.min(4, Math.max(1, Number(process.env.CRYPTAINER_DRIVE_THREADS) || 2));
 
 function requestLimit(text: string | undefined): number {
@@ -192,6 +198,19 @@ export async function mountKernelFuse(
       options.log(`aborting FUSE connection ${connection}: ${(err as Error).message}`);
     }
   };
+  // One background fdatasync at a time, started when a thread has written enough; the
+  // descriptors are closed only after it returns.
+  let flushing: Promise<void> | null = null;
+  const startFlush = (): void => {
+    if (flushing !== null || unmounting) return;
+    flushing = new Promise<void>((done) =>
+      fdatasync(containerFd, (err) => {
+        if (err) options.log(`background flush of the container: ${err.message}`);
+        flushing = null;
+        done();
+      }),
+    );
+  };
   const exits: Promise<void>[] = [];
   const readies: Promise<void>[] = [];
   for (let thread = 0; thread < SERVING_THREADS; thread++) {
@@ -207,6 +226,7 @@ export async function mountKernelFuse(
       maxRequestBytes: MAX_REQUEST_BYTES,
       writebackCache: WRITEBACK_CACHE,
       fileName: DRIVE_FILE_NAME,
+      flushKickBytes: options.readOnly ? 0 : FLUSH_KICK_BYTES,
       thread,
       rangeLock: lockMemory,
     };
@@ -223,7 +243,8 @@ export async function mountKernelFuse(
     worker.on('error', (err) => options.log(`drive thread ${thread}: ${err.message}`));
     readies.push(
       new Promise<void>((done, fail) => {
-        worker.on('message', (msg: { ready?: true; log?: string }) => {
+        worker.on('message', (msg: { ready?: true; log?: string; flush?: true }) => {
+          if (msg.flush) startFlush();
           if (msg.ready) done();
           if (msg.log) options.log(msg.log);
         });
@@ -239,7 +260,9 @@ export async function mountKernelFuse(
   }
   // The descriptors are closed once every thread is gone (the last close of /dev/fuse also
   // ends the connection, should the abort above have failed).
-  const allExited = Promise.all(exits).then(closeFds);
+  const allExited = Promise.all(exits)
+    .then(() => flushing)
+    .then(closeFds);
   try {
     await Promise.all(readies);
   } catch (err) {
