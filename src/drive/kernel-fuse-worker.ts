@@ -107,16 +107,18 @@ const started = BigInt(Math.floor(Date.now() / 1000));
 const sectors = new SharedRangeLock(d.rangeLock, d.thread);
 
 /**
- * Node's `cipher.update()` returns a fresh off-heap buffer per call (two per request here), and
- * V8 collects those only after external memory grew by tens of MiB: the serving process's RSS
- * rose by ≈ 35 MiB of dead buffers during a sequential write. A minor GC of this thread's
- * small heap every {@link GC_EVERY_BYTES} keeps it flat (peak 86–92 MiB instead of 112–117
- * MiB, no measurable cost: bench/PERFORMANCE.md). `--expose-gc` set at run time only makes a
- * `gc` function available to the new context it is asked from.
+ * Node's `cipher.update()` returns a fresh off-heap buffer per 64 KiB of XTS, and V8 collects
+ * those only after external memory grew by tens of MiB: the serving process's RSS rose by
+ * ≈ 35 MiB of dead buffers during a sequential write. A minor GC of this thread's small heap
+ * every {@link GC_EVERY_BYTES} keeps it flat: every 4 MiB gave a peak of 86–92 MiB with one
+ * thread (112–117 without), and with two threads every 1 MiB (one full request) gives 98–100
+ * MiB against 106 for 2 MiB and 109–110 for 4 MiB, throughput within noise
+ * (bench/PERFORMANCE.md). `--expose-gc` set at run time only makes a `gc` function available
+ * to the new context it is asked from.
  */
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as (options: { type: 'minor' }) => void;
-const GC_EVERY_BYTES = 4 * 1024 * 1024;
+const GC_EVERY_BYTES = 1024 * 1024;
 let bytesSinceGc = 0;
 
 function countCrypto(bytes: number): void {
