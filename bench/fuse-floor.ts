@@ -10,34 +10,15 @@
  *
  * Run with `node dist/bench/fuse-floor.js`.
  */
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { mountFuse } from '../src/drive/fuse-adapter.js';
+import { fio } from './mount.js';
 
-const execFileAsync = promisify(execFile);
 const SIZE = 256 * 1024 * 1024;
-
-async function fio(file: string, rw: 'randread' | 'randwrite', seconds: number): Promise<number> {
-  const { stdout } = await execFileAsync('fio', [
-    '--name=floor',
-    `--filename=${file}`,
-    `--size=${SIZE}`,
-    `--rw=${rw}`,
-    '--bs=4k',
-    '--iodepth=1',
-    '--ioengine=psync',
-    '--direct=1',
-    '--time_based',
-    `--runtime=${seconds}`,
-    '--output-format=json',
-  ]);
-  const job = (JSON.parse(stdout) as { jobs: Record<string, { iops: number }>[] }).jobs[0]!;
-  return (rw === 'randread' ? job.read : job.write)!.iops;
-}
 
 /** A no-op FUSE server on /dev/fuse in a worker thread (protocol 7.31, one file `f`). */
 const RAW_SERVER = `
@@ -104,8 +85,8 @@ export async function benchFuseFloor(seconds = 4): Promise<Record<string, number
       { fsname: 'floor' },
     );
     try {
-      results['fuse-native randread'] = await fio(join(dir, 'f'), 'randread', seconds);
-      results['fuse-native randwrite'] = await fio(join(dir, 'f'), 'randwrite', seconds);
+      results['fuse-native randread'] = await fio(join(dir, 'f'), 'randread', SIZE, seconds, 0);
+      results['fuse-native randwrite'] = await fio(join(dir, 'f'), 'randwrite', SIZE, seconds, 0);
     } finally {
       await fuse.unmount();
     }
@@ -124,8 +105,8 @@ export async function benchFuseFloor(seconds = 4): Promise<Record<string, number
     const worker = new Worker(RAW_SERVER, { eval: true, workerData: { fd } });
     const exited = new Promise((done) => worker.on('exit', done));
     try {
-      results['/dev/fuse randread'] = await fio(join(dir, 'f'), 'randread', seconds);
-      results['/dev/fuse randwrite'] = await fio(join(dir, 'f'), 'randwrite', seconds);
+      results['/dev/fuse randread'] = await fio(join(dir, 'f'), 'randread', SIZE, seconds, 0);
+      results['/dev/fuse randwrite'] = await fio(join(dir, 'f'), 'randwrite', SIZE, seconds, 0);
     } finally {
       spawnSync('umount', [dir]);
       await exited;

@@ -114,13 +114,22 @@ async function dd(args: string[]): Promise<number> {
   return ddRate(stderr);
 }
 
-async function fio(dir: string, rw: 'randread' | 'randwrite', bytes: number, seconds: number) {
+/**
+ * 4 KiB random I/O at queue depth 1 on `file` (`bytes` long; laid out first, not timed) for
+ * `seconds` after `rampSeconds` of warm-up; returns the IOPS. Also used by fuse-floor.ts.
+ */
+export async function fio(
+  file: string,
+  rw: 'randread' | 'randwrite',
+  bytes: number,
+  seconds: number,
+  rampSeconds = 1,
+): Promise<number> {
   const { stdout } = await execFileAsync(
     'fio',
     [
       `--name=${rw}`,
-      `--directory=${dir}`,
-      '--filename=fio.dat',
+      `--filename=${file}`,
       `--size=${bytes}`,
       `--rw=${rw}`,
       '--bs=4k',
@@ -129,7 +138,7 @@ async function fio(dir: string, rw: 'randread' | 'randwrite', bytes: number, sec
       '--direct=1',
       '--time_based',
       `--runtime=${seconds}`,
-      '--ramp_time=1',
+      `--ramp_time=${rampSeconds}`,
       '--output-format=json',
     ],
     { maxBuffer: 16 << 20 },
@@ -155,9 +164,9 @@ async function measure(dir: string, o: Required<MountBenchOptions>): Promise<Mou
   rmSync(file);
   // fio lays out its file first (not timed), then runs.
   await settle();
-  const randReadIops = await fio(dir, 'randread', o.fioBytes, o.fioSeconds);
+  const randReadIops = await fio(join(dir, 'fio.dat'), 'randread', o.fioBytes, o.fioSeconds);
   await settle();
-  const randWriteIops = await fio(dir, 'randwrite', o.fioBytes, o.fioSeconds);
+  const randWriteIops = await fio(join(dir, 'fio.dat'), 'randwrite', o.fioBytes, o.fioSeconds);
   rmSync(join(dir, 'fio.dat'));
   return { seqWriteMBps, seqReadMBps, randReadIops, randWriteIops };
 }

@@ -10,24 +10,16 @@
  * crash between the volume step and the filesystem step leaves a consistent volume whose
  * filesystem is smaller than the drive; running the same resize again finishes it.
  */
-import { join } from 'node:path';
 import { MountError, UsageError } from '../../volume-format/errors.js';
 import { type ResizePlan, type SizeRequest, planResize } from '../../volume-format/resize.js';
 import { openVolume } from '../volume/open.js';
 import { growVolumeData, shrinkVolumeData } from '../volume/resize.js';
 import type { UnlockSecret } from '../volume/secret.js';
-import type { Volume } from '../volume/volume.js';
-import { DRIVE_FILE_NAME, createDriveHandlers } from './drive-ops.js';
-import {
-  DETECT_BYTES,
-  detectFilesystem,
-  fuseUsable,
-  runStep,
-  runTool,
-  unmountAfterTool,
-} from './filesystem.js';
-import { mountFuse } from './fuse-adapter.js';
-import { createEntryDir, removeEntry } from './registry.js';
+import { DETECT_BYTES, detectFilesystem, runStep, runTool } from './filesystem.js';
+import { withToolDrive } from './tool-drive.js';
+
+/** What resize's drive is for, in its FUSE_ERROR message. */
+const RESIZE_DRIVE = { purpose: 'resizing the filesystem' };
 
 /** Options for {@link resizeVolume}. */
 export interface ResizeOptions extends UnlockSecret {
@@ -87,7 +79,7 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
       }
       if (fs !== null) {
         // SPEC §16.3 step 1: check the minimum before anything is written, then shrink.
-        await withDrive(volume, options.log, async (drive) => {
+        await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, async (drive) => {
           report.minimumBytes = await filesystemMinimum(drive, fs);
           if (plan.newDataSize < report.minimumBytes) {
             throw new UsageError(
@@ -103,7 +95,10 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
     } else {
       if (plan.direction === 'grow') await growVolumeData(volume, plan, options.onProgress);
       // SPEC §16.2 step 4; also finishes a grow whose filesystem step was interrupted.
-      if (fs !== null) await withDrive(volume, options.log, (drive) => growFilesystem(drive, fs));
+      if (fs !== null)
+        await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, (drive) =>
+          growFilesystem(drive, fs),
+        );
     }
     return report;
   } finally {
@@ -113,44 +108,6 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
 
 function mib(bytes: number): string {
   return (Math.ceil((bytes / 1048576) * 10) / 10).toFixed(1);
-}
-
-/**
- * Expose `volume` as a drive file in a private directory, run `fn` on its path, unmount (the
- * pattern of format.ts: tools run as child processes, never in this process, which serves
- * the drive).
- */
-async function withDrive<T>(
-  volume: Volume,
-  log: ((line: string) => void) | undefined,
-  fn: (drivePath: string) => Promise<T>,
-): Promise<T> {
-  if (!(await fuseUsable())) {
-    throw new MountError(
-      'FUSE_ERROR',
-      'resizing the filesystem needs FUSE: /dev/fuse is missing or not usable by this user',
-    );
-  }
-  const { id, dir } = await createEntryDir();
-  try {
-    const driveDir = join(dir, 'drive');
-    const drive = createDriveHandlers(volume, {
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
-    });
-    const fuse = await mountFuse(driveDir, drive.handlers, {
-      fsname: 'cryptainer',
-      onError: (op, err) => log?.(`drive ${op}: ${(err as Error)?.message ?? String(err)}`),
-    });
-    try {
-      return await fn(join(driveDir, DRIVE_FILE_NAME));
-    } finally {
-      await unmountAfterTool(fuse);
-      await volume.sync();
-    }
-  } finally {
-    await removeEntry(id);
-  }
 }
 
 /** Smallest size in bytes the filesystem can be shrunk to (read-only tools). */
