@@ -247,7 +247,11 @@ test('the journal digest guards recovery: a damaged record is JOURNAL_CORRUPT', 
   const state = decodeReencryptState((await header(path)).featureArea, await header(path));
   assert.ok(state.segmentSectors > 0, 'a segment is in flight');
   const s = await FileStorage.open(path);
-  await s.writeAt(JOURNAL_OFFSET + state.journalSlot * (3 << 19) + 3, new Uint8Array([0xff]));
+  // Flip bits rather than write a constant: the record is ciphertext, so any fixed byte value
+  // is already there one time in 256 and would leave the record undamaged.
+  const at = JOURNAL_OFFSET + state.journalSlot * (3 << 19) + 3;
+  const byte = await s.readAt(at, 1);
+  await s.writeAt(at, new Uint8Array([byte[0]! ^ 0xff]));
   await s.close();
   try {
     await resumeReencrypt(path, { passphrase: PASS });
