@@ -10,8 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # fuse3: fusermount and /etc/fuse.conf; libfuse2: what fuse-native's prebuilt addon links;
 # e2fsprogs: mkfs.ext4, e2fsck, resize2fs; ntfs-3g: the NTFS path (mkntfs, ntfsfix, ntfsresize);
-# util-linux: losetup, mount; fio: benchmarks; openssl: the benchmark's AES-XTS ceiling.
-PACKAGES="fuse3 libfuse2 e2fsprogs ntfs-3g util-linux mount fio openssl procps psmisc"
+# util-linux: losetup, mount; fio: benchmarks; openssl: the benchmark's AES-XTS ceiling;
+# gcc, libc6-dev: compile the native XTS engine (native/xts.c, against Node's own headers).
+PACKAGES="fuse3 libfuse2 e2fsprogs ntfs-3g util-linux mount fio openssl procps psmisc gcc libc6-dev"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null

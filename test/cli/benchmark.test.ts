@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { runCli } from '../helpers/cli.js';
 
 interface Report {
-  xts: { sectorSize: number; encryptMiBps: number; decryptMiBps: number }[];
+  xts: { sectorSize: number; engine: string; encryptMiBps: number; decryptMiBps: number }[];
   argon2id: { memoryKiB: number; timeCost: number; parallelism: number; milliseconds: number }[];
 }
 
@@ -18,6 +18,7 @@ test('benchmark --quick --json: XTS at 512 and 4096-byte sectors, Argon2id timin
     [512, 4096],
   );
   for (const f of report.xts) {
+    assert.is(f.engine, 'native', 'volumes use the native XTS engine');
     // Sane: faster than 10 MiB/s (even a loaded machine), slower than memory bandwidth.
     for (const v of [f.encryptMiBps, f.decryptMiBps]) {
       assert.ok(Number.isFinite(v) && v > 10 && v < 100_000, `xts ${f.sectorSize}: ${v} MiB/s`);

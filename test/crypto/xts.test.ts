@@ -7,11 +7,17 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { XTS_KEY_BYTES, XtsCipher, type XtsEngine } from '../../crypto/xts.js';
+import {
+  NATIVE_XTS_AVAILABLE,
+  XTS_KEY_BYTES,
+  XtsCipher,
+  type XtsEngine,
+} from '../../crypto/xts.js';
+import { nativeXts, nativeXtsProblem } from '../../crypto/xts-native.js';
 import { createXtsKernel } from '../../crypto/xts-kernel.js';
 import { IEEE_DATA_UNIT_BYTES, IEEE_KEY_HEX, IEEE_VECTORS, ieeePlaintext } from './xts-vectors.js';
 
-const ENGINES: XtsEngine[] = ['wasm', 'openssl'];
+const ENGINES: XtsEngine[] = ['native', 'wasm', 'openssl'];
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** OpenSSL aes-256-xts, one cipher per sector, IV = sector number as 128-bit little-endian. */
@@ -37,12 +43,16 @@ function reference(
 /** A random key whose halves differ (equal halves from randomBytes are 2^-256 unlikely). */
 const newKey = (): Buffer => randomBytes(XTS_KEY_BYTES);
 
-test('the WebAssembly SIMD kernel compiles on this runtime (else volumes run slowly)', () => {
+test('the native engine is built and is the default (else volumes run 2x slower)', () => {
+  assert.ok(NATIVE_XTS_AVAILABLE, nativeXtsProblem ?? '');
+  for (const sectorSize of [512, 4096, 65536]) {
+    assert.is(new XtsCipher(newKey(), sectorSize).engine, 'native');
+  }
+});
+
+test('the WebAssembly SIMD kernel compiles on this runtime (the fallback engine)', () => {
   assert.ok(createXtsKernel() !== null);
-  assert.is(new XtsCipher(newKey(), 4096).engine, 'wasm');
-  assert.is(new XtsCipher(newKey(), 512).engine, 'wasm');
-  // Measured switch-over (bench/xts.ts): large sectors go to OpenSSL's per-sector XTS.
-  assert.is(new XtsCipher(newKey(), 65536).engine, 'openssl');
+  assert.is(new XtsCipher(newKey(), 4096, { engine: 'wasm' }).engine, 'wasm');
 });
 
 for (const engine of ENGINES) {
@@ -152,6 +162,21 @@ for (const engine of ENGINES) {
     xts.dispose();
   });
 
+  test(`${engine}: on views of a SharedArrayBuffer (the drive's worker threads use them)`, () => {
+    const key = newKey();
+    const xts = new XtsCipher(key, 4096, { engine });
+    const data = randomBytes(8 * 4096);
+    const shared = new Uint8Array(new SharedArrayBuffer(data.length + 4096));
+    const view = shared.subarray(4096);
+    view.set(data);
+    xts.encryptSectors(view, 9, view);
+    assert.is(hex(view), hex(reference(true, key, data, 4096, 9)));
+    assert.ok(shared.subarray(0, 4096).every((b) => b === 0));
+    xts.decryptSectors(view, 9, view);
+    assert.is(hex(view), hex(data));
+    xts.dispose();
+  });
+
   test(`${engine}: reused ECB state: many calls of mixed sizes equal one big call`, () => {
     const key = newKey();
     const xts = new XtsCipher(key, 4096, { engine });
@@ -241,6 +266,36 @@ test('dispose wipes and makes later use throw', () => {
     );
     assert.throws(() => xts.decryptSectors(new Uint8Array(512), 0), TypeError);
   }
+});
+
+test('the addon itself refuses bad arguments with an error, not a crash', () => {
+  if (nativeXts === null) return; // the first test fails then
+  const key = nativeXts.createKey(newKey());
+  const buf = new Uint8Array(1024);
+  const bad: [string, () => void][] = [
+    ['short key', () => nativeXts!.createKey(new Uint8Array(63))],
+    ['key not bytes', () => nativeXts!.createKey(new Uint16Array(32) as unknown as Uint8Array)],
+    ['equal halves', () => nativeXts!.createKey(new Uint8Array(64))],
+    ['not a handle', () => nativeXts!.crypt({} as never, true, buf, buf, 0, 512)],
+    ['lengths differ', () => nativeXts!.crypt(key, true, buf, buf.subarray(1), 0, 512)],
+    ['partial sector', () => nativeXts!.crypt(key, true, buf.subarray(1), buf.subarray(1), 0, 512)],
+    ['sector size 8', () => nativeXts!.crypt(key, true, buf, buf, 0, 8)],
+    ['sector size 520', () => nativeXts!.crypt(key, true, buf, buf, 0, 520)],
+    ['negative sector', () => nativeXts!.crypt(key, true, buf, buf, -1, 512)],
+    ['fractional sector', () => nativeXts!.crypt(key, true, buf, buf, 0.5, 512)],
+    ['past 2^53', () => nativeXts!.crypt(key, true, buf, buf, 2 ** 53 - 1, 512)],
+    [
+      'partial overlap',
+      () => nativeXts!.crypt(key, true, buf.subarray(0, 512), buf.subarray(256, 768), 0, 512),
+    ],
+    [
+      'missing argument',
+      () => (nativeXts!.crypt as (...a: unknown[]) => void)(key, true, buf, buf, 0),
+    ],
+  ];
+  for (const [what, call] of bad) assert.throws(call, /xts-native/, what);
+  nativeXts.disposeKey(key);
+  assert.throws(() => nativeXts!.crypt(key, true, buf, buf, 0, 512), /disposed/);
 });
 
 test('each kernel instance owns its memory (so one dispose wipes one cipher only)', () => {
