@@ -107,6 +107,7 @@ const started = BigInt(Math.floor(Date.now() / 1000));
 const sectors = new SharedRangeLock(d.rangeLock, d.thread);
 
 /**
+ * Only for the fallback XTS engines (the native one allocates nothing per call):
  * Node's `cipher.update()` returns a fresh off-heap buffer per 64 KiB of XTS, and V8 collects
  * those only after external memory grew by tens of MiB: the serving process's RSS rose by
  * ≈ 35 MiB of dead buffers during a sequential write. A minor GC of this thread's small heap
@@ -122,6 +123,7 @@ const GC_EVERY_BYTES = 1024 * 1024;
 let bytesSinceGc = 0;
 
 function countCrypto(bytes: number): void {
+  if (xts?.engine === 'native') return;
   bytesSinceGc += bytes;
   if (bytesSinceGc >= GC_EVERY_BYTES) {
     bytesSinceGc = 0;
@@ -202,14 +204,21 @@ function writeCipher(first: number, from: Buffer): void {
   }
 }
 
-/** READ: decrypt straight into the answer. */
+/**
+ * READ: whole sectors are read into the answer and decrypted there in place (one 1 MiB buffer
+ * touched instead of two: less cache traffic per request); partial ones go through the scratch.
+ */
 function serveRead(unique: bigint, offset: number, size: number): void {
   const length = Math.max(0, Math.min(size, d.sizeBytes - offset));
   if (length === 0) return reply(unique, 0, 0);
   const first = Math.floor(offset / ss);
   const end = Math.ceil((offset + length) / ss);
   const span = traceStart('read', length);
-  const cipher = scratch.subarray(0, (end - first) * ss);
+  const head = offset - first * ss;
+  const whole = head === 0 && (end - first) * ss === length;
+  const cipher = whole
+    ? outBuf.subarray(OUT_HEADER, OUT_HEADER + length)
+    : scratch.subarray(0, (end - first) * ss);
   let t = now();
   sectors.acquire(first, end);
   span?.phase('lock', t);
@@ -220,11 +229,9 @@ function serveRead(unique: bigint, offset: number, size: number): void {
     sectors.release();
   }
   span?.phase('io', t);
-  const head = offset - first * ss;
   t = now();
-  if (head === 0 && cipher.length === length) {
-    xts!.decryptSectors(cipher, first, outBuf.subarray(OUT_HEADER, OUT_HEADER + length));
-  } else {
+  if (whole) xts!.decryptSectors(cipher, first, cipher);
+  else {
     span?.markPartial();
     xts!.decryptSectors(cipher, first, cipher);
     cipher.copy(outBuf, OUT_HEADER, head, head + length);
@@ -238,7 +245,10 @@ function serveRead(unique: bigint, offset: number, size: number): void {
   countCrypto(cipher.length);
 }
 
-/** WRITE: encrypt into the scratch (read-modify-write for partial sectors) and write. */
+/**
+ * WRITE: whole sectors are encrypted in place in the request buffer (no plaintext left behind
+ * there, one buffer touched); partial ones are read-modify-written in the scratch.
+ */
 function serveWrite(unique: bigint, offset: number, data: Buffer): void {
   if (d.readOnly) return reply(unique, EROFS, 0);
   if (offset >= d.sizeBytes) return reply(unique, ENOSPC, 0);
@@ -246,13 +256,13 @@ function serveWrite(unique: bigint, offset: number, data: Buffer): void {
   const first = Math.floor(offset / ss);
   const end = Math.ceil((offset + length) / ss);
   const head = offset - first * ss;
-  const buf = scratch.subarray(0, (end - first) * ss);
+  const whole = head === 0 && length === (end - first) * ss;
+  const buf = whole ? data.subarray(0, length) : scratch.subarray(0, (end - first) * ss);
   const span = traceStart('write', length);
   let t = now();
-  const whole = head === 0 && length === buf.length;
   // Whole sectors are encrypted before taking the lock, which then covers only the write; a
   // partial sector holds it from reading the old contents to writing the patched ones.
-  if (whole) xts!.encryptSectors(data.subarray(0, length), first, buf);
+  if (whole) xts!.encryptSectors(buf, first, buf);
   span?.phase('crypto', t);
   t = now();
   sectors.acquire(first, end);
