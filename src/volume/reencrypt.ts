@@ -72,12 +72,11 @@ const READ_AHEAD = 2;
 /** Below this much left to do, starting worker threads costs more than it saves. */
 const WORKER_MIN_BYTES = 64 * 1024 * 1024;
 /**
- * Worker threads by default. One, not one per core: every `cipher.update()` in crypto/xts.ts
- * allocates its output, and glibc hands the freed memory back to the kernel, so each worker
- * page-faults its way through fresh memory; with two workers the process used ≈ 1.4× the CPU
- * time (4.5–7.5 s against 3.2–4.1 s per GiB, 2 × 4 alternating runs) for no more throughput
- * (medians 312–319 against 344–352 MB/s), and the second worker took the core that the reads,
- * writes and flushes needed (bench/PERFORMANCE.md, "Re-encryption").
+ * Worker threads by default. One, not one per core: the main thread's reads, writes and
+ * flushes need the other core. With the native XTS engine one worker re-encrypts ≈ 2.7 GB/s
+ * in memory, well above what the disk chain allows; two workers measured 714–740 MB/s against
+ * 740–789 for one (3 alternating pairs of 2 runs, 1 GiB). Before the native engine two workers
+ * also used ≈ 1.4× the CPU time for no gain (bench/PERFORMANCE.md, "Re-encryption").
  */
 const DEFAULT_THREADS = 1;
 
@@ -534,9 +533,15 @@ class Engine {
           recrypter.allocate(chunkSectors * this.ss),
         ),
       );
+      // Segments start at one chunk and double up to the full size. Nothing can be written
+      // before the first segment is read and re-encrypted (step 2 needs its record), so a full
+      // 48 MiB first segment kept the disk idle for ≈ 200 ms of a ≈ 1.5 s GiB (bench/
+      // PERFORMANCE.md); SPEC §15.6 lets every segment have its own size.
+      let rampSectors = chunkSectors;
       const startPrepare = (first: number): Promise<Prepared> | null => {
         if (first >= this.sectorCount) return null;
-        const count = Math.min(this.segmentSectors, this.sectorCount - first);
+        const count = Math.min(this.segmentSectors, this.sectorCount - first, rampSectors);
+        rampSectors *= 2;
         const p = this.prepare(first, count, chunkSectors, pool, recrypter);
         p.catch(() => undefined); // awaited in order below; never an unhandled rejection
         return p;
@@ -549,17 +554,24 @@ class Engine {
           // Step 1, run while the previous segment was being written.
           const prepared = await ahead;
           ahead = null;
-          if (inflight !== null) {
-            const previous: Promise<void> = inflight;
-            inflight = null;
-            await previous;
+          // Step 2: the record goes to the slot the current header does not reference, while
+          // the previous segment's step 4 may still be writing or flushing (SPEC §15.6 allows
+          // it). Step 3 waits for both flushes.
+          const recorded = (async () => {
+            await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
+            await this.storage.syncData();
+          })();
+          recorded.catch(() => undefined); // awaited below
+          try {
+            if (inflight !== null) {
+              const previous: Promise<void> = inflight;
+              inflight = null;
+              await previous;
+            }
+          } finally {
+            await recorded.catch(() => undefined); // never leave a write running on failure
           }
-          // Step 2: the record goes to the slot the current header does not reference. Its
-          // fdatasync is also step 4's for the previous segment, whose writes have all
-          // returned: SPEC §15.6 lets step 2 run during step 4, and one flush makes both
-          // durable before step 3 (one flush and one device cache flush fewer per segment).
-          await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
-          await this.storage.syncData();
+          await recorded;
           // Step 3: from here on a crash is recovered from that record.
           await this.headerUpdate({
             ...this.state,
@@ -569,7 +581,7 @@ class Engine {
             journalSlot: slot,
             journalDigest: digest(prepared.record),
           });
-          // Step 4: the new ciphertext (its fdatasync is the next step 2's, or the one below).
+          // Step 4: the new ciphertext and its fdatasync, while the next segment is prepared.
           inflight = this.writeSegment(prepared, pool);
           inflight.catch(() => undefined); // awaited below; never an unhandled rejection
           pos += prepared.count;
@@ -577,13 +589,12 @@ class Engine {
           ahead = startPrepare(pos);
         }
         if (inflight !== null) {
+          // Step 4 of the last segment written, its fdatasync included, before step F1 or the
+          // stop point records it as done.
           const last: Promise<void> = inflight;
           inflight = null;
           await last;
         }
-        // Step 4's fdatasync for the last segment written, before step F1 or the stop point
-        // records it as done.
-        await this.storage.syncData();
       } finally {
         // Never leave a read or a write running past this point (the storage closes after us).
         if (ahead !== null) await (ahead as Promise<Prepared>).catch(() => undefined);
@@ -674,13 +685,17 @@ class Engine {
   }
 
   /**
-   * Step 4 without its final fdatasync (the caller's next one covers it): write a prepared
-   * segment's chunks, giving each buffer back to the pool once its write has returned.
+   * Step 4: write a prepared segment's chunks, giving each buffer back to the pool once its
+   * write has returned, then fdatasync.
    *
    * Nothing reaches the disk until an fdatasync asks for it (the page cache holds gigabytes
    * here), so flushes are started while the later chunks are still being written: the disk
    * works during the writes instead of after them, and the final flush has little left to do.
    * Extra fdatasyncs never weaken SPEC §15.6.
+   *
+   * The final fdatasync is this segment's own rather than the next segment's step 2 flush (as
+   * it once was, to save a flush): that way it runs while the next segment is still being
+   * read and re-encrypted, instead of after (bench/PERFORMANCE.md, "Round 3").
    */
   private async writeSegment(p: Prepared, pool: BufferPool): Promise<void> {
     let flushing: Promise<void> | null = null;
@@ -699,6 +714,7 @@ class Engine {
         }
       }
       if (flushing !== null) await flushing;
+      await this.storage.syncData();
     } finally {
       if (flushing !== null) await (flushing as Promise<void>).catch(() => undefined);
       for (const c of p.chunks.slice(given)) pool.give(c.buffer);
