@@ -548,6 +548,7 @@ class Engine {
       };
       let ahead = startPrepare(pos);
       let slot = 0;
+      let completed = false; // every job that ran finished (see the wipe below)
       try {
         while (ahead !== null) {
           if (this.options.signal?.aborted) break;
@@ -595,12 +596,22 @@ class Engine {
           inflight = null;
           await last;
         }
+        completed = true;
       } finally {
         // Never leave a read or a write running past this point (the storage closes after us).
-        if (ahead !== null) await (ahead as Promise<Prepared>).catch(() => undefined);
+        if (ahead !== null) {
+          const prepared = await (ahead as Promise<Prepared>).then(
+            () => true,
+            () => false,
+          );
+          if (!prepared) completed = false;
+        }
         if (inflight !== null) await (inflight as Promise<void>).catch(() => undefined);
         await recrypter.close();
-        pool.wipeAll(); // the buffers held plaintext for a moment
+        // A finished job leaves only ciphertext in its buffer (decrypt and re-encrypt happen
+        // in one synchronous call), so only a failure can leave plaintext behind. Wiping all
+        // 96 MiB regardless took 30–45 ms of a ≈ 1.4 s GiB.
+        if (!completed) pool.wipeAll();
       }
     }
     // Step F1 (or the safe stop point): record the progress with nothing in flight.
