@@ -231,12 +231,28 @@ export function buildChecksumRecord(ciphertext: Uint8Array): Uint8Array {
   if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {
     throw new RangeError('checksum record: length must be a multiple of 512');
   }
+  const out = new Uint8Array((ciphertext.length / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES);
+  writeChecksumRecord(ciphertext, out);
+  return out;
+}
+
+/**
+ * {@link buildChecksumRecord} into `out` (exactly `ciphertext.length / 32` bytes), so the
+ * re-encryption can fill its record where the chunk is already in the cache: on the thread
+ * that re-encrypts it, just before it does.
+ */
+export function writeChecksumRecord(ciphertext: Uint8Array, out: Uint8Array): void {
+  if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {
+    throw new RangeError('checksum record: length must be a multiple of 512');
+  }
   const blocks = ciphertext.length / FINGERPRINT_BLOCK_BYTES;
-  const out = new Uint8Array(blocks * FINGERPRINT_BYTES);
-  if (ciphertext.byteOffset % 4 === 0) {
+  if (out.length !== blocks * FINGERPRINT_BYTES) {
+    throw new RangeError('checksum record: output must be 16 bytes per 512-byte block');
+  }
+  if (ciphertext.byteOffset % 4 === 0 && out.byteOffset % 4 === 0) {
     // Fast path: four 32-bit words per fingerprint.
     const src = new Uint32Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length / 4);
-    const dst = new Uint32Array(out.buffer);
+    const dst = new Uint32Array(out.buffer, out.byteOffset, out.length / 4);
     const stride = FINGERPRINT_BLOCK_BYTES / 4;
     for (let b = 0; b < blocks; b++) {
       const s = b * stride;
@@ -246,13 +262,12 @@ export function buildChecksumRecord(ciphertext: Uint8Array): Uint8Array {
       dst[d + 2] = src[s + 2]!;
       dst[d + 3] = src[s + 3]!;
     }
-    return out;
+    return;
   }
   for (let b = 0; b < blocks; b++) {
     const s = b * FINGERPRINT_BLOCK_BYTES;
     for (let i = 0; i < FINGERPRINT_BYTES; i++) out[b * FINGERPRINT_BYTES + i] = ciphertext[s + i]!;
   }
-  return out;
 }
 
 /** Outcome of {@link mergeCheckedSegment}: how many 512-byte blocks came from each key. */

@@ -3,12 +3,14 @@
  * re-encrypts ranges of shared buffers in place on request (SPEC §15.6 step 1).
  *
  * Messages in: `{ keys }` (a SharedArrayBuffer: old key ‖ new key, zeroed here once the
- * ciphers hold them), `{ id, buffer, byteOffset, length, firstSector }`, `{ close }`.
+ * ciphers hold them), `{ id, buffer, byteOffset, length, firstSector, fingerprints? }`,
+ * `{ close }`.
  * Messages out: `{ loaded }`, `{ keyed }`, `{ id }` or `{ id, error }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { XtsCipher } from '../../crypto/xts.js';
 import { MASTER_KEY_BYTES } from '../../volume-format/constants.js';
+import { writeChecksumRecord } from '../../volume-format/reencrypt-state.js';
 
 interface Message {
   keys?: SharedArrayBuffer;
@@ -18,6 +20,8 @@ interface Message {
   byteOffset?: number;
   length?: number;
   firstSector?: number;
+  /** Where to write the chunk's checksum record first (SPEC §15.5), if anywhere. */
+  fingerprints?: { buffer: SharedArrayBuffer; byteOffset: number; length: number };
 }
 
 const port = parentPort!;
@@ -46,6 +50,8 @@ port.on('message', (msg: Message) => {
   try {
     if (!oldXts || !newXts) throw new Error('no keys yet');
     const view = new Uint8Array(msg.buffer!, msg.byteOffset!, msg.length!);
+    const fp = msg.fingerprints;
+    if (fp) writeChecksumRecord(view, new Uint8Array(fp.buffer, fp.byteOffset, fp.length));
     oldXts.decryptSectors(view, msg.firstSector!, view); // plaintext lives only in memory
     newXts.encryptSectors(view, msg.firstSector!, view);
     port.postMessage({ id: msg.id });

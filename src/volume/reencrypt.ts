@@ -37,7 +37,6 @@ import { containerSizeOf, sectorCountOf } from '../../volume-format/layout.js';
 import {
   type ReencryptState,
   type Resilience,
-  buildChecksumRecord,
   decodeReencryptState,
   encodeReencryptState,
   initialReencryptState,
@@ -642,7 +641,8 @@ class Engine {
     recrypter: Recrypter,
   ): Promise<Prepared> {
     const journal = this.resilience === 'journal';
-    const record = new Uint8Array(journalRecordBytes(this.resilience, this.ss, count));
+    // Shared with the recrypter's threads, which fill a checksum record's fingerprints.
+    const record = recrypter.allocate(journalRecordBytes(this.resilience, this.ss, count));
     const total = Math.ceil(count / chunkSectors);
     const reads: Promise<Chunk>[] = [];
     const jobs: Promise<void>[] = [];
@@ -672,12 +672,14 @@ class Engine {
         chunks.push(chunk);
         if (reads.length < total) issue();
         const at = (chunk.sector - first) * this.ss;
+        let fingerprints: Uint8Array | undefined;
         if (journal) record.set(chunk.view, at);
         else {
-          const fp = buildChecksumRecord(chunk.view);
-          record.set(fp, (at / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES);
+          const fpAt = (at / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES;
+          const fpLength = (chunk.view.length / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES;
+          fingerprints = record.subarray(fpAt, fpAt + fpLength);
         }
-        const job = recrypter.recrypt(chunk.view, chunk.sector);
+        const job = recrypter.recrypt(chunk.view, chunk.sector, fingerprints);
         job.catch(() => undefined); // awaited below
         jobs.push(job);
         this.progress(chunk.sector + chunk.view.length / this.ss);
