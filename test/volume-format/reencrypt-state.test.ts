@@ -17,6 +17,7 @@ import { decodeHeaderCopy, encodeHeaderCopy } from '../../volume-format/header.j
 import {
   type ReencryptState,
   buildChecksumRecord,
+  writeChecksumRecord,
   checkNotReencrypting,
   decodeReencryptState,
   encodeReencryptState,
@@ -205,6 +206,15 @@ test('§15.5: record sizes, slots and the largest segment', () => {
     1,
   );
   assert.equal(buildChecksumRecord(src.subarray(1)), rec);
+  // Into a caller's buffer (a view into a shared one, as the re-encryption's threads do), at an
+  // aligned and at an unaligned offset; a wrong output length is refused.
+  const shared = new Uint8Array(new SharedArrayBuffer(4 + 64 + 1));
+  writeChecksumRecord(src.subarray(1), shared.subarray(4, 68));
+  assert.equal(shared.slice(4, 68), rec);
+  writeChecksumRecord(src.subarray(1), shared.subarray(5, 69));
+  assert.equal(shared.slice(5, 69), rec);
+  assert.throws(() => writeChecksumRecord(src.subarray(1), new Uint8Array(63)), RangeError);
+  assert.throws(() => writeChecksumRecord(new Uint8Array(100), new Uint8Array(3)), RangeError);
 });
 
 test('§15.7: a sector torn between old and new blocks is recovered block by block', () => {
