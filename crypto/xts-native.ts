@@ -38,6 +38,14 @@ export interface NativeXts {
     firstSector: number,
     sectorSize: number,
   ): void;
+  /** Decrypts `data` in place under `oldKey` and re-encrypts it under `newKey`, sector by sector. */
+  recrypt(
+    oldKey: NativeXtsKey,
+    newKey: NativeXtsKey,
+    data: Uint8Array,
+    firstSector: number,
+    sectorSize: number,
+  ): void;
 }
 
 /** dist/crypto/xts-native.js → dist/native/xts.node. */
@@ -46,7 +54,7 @@ const ADDON_PATH = '../native/xts.node';
 function load(): { addon: NativeXts | null; problem: string | null } {
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeXts;
-    for (const f of ['createKey', 'disposeKey', 'crypt'] as const) {
+    for (const f of ['createKey', 'disposeKey', 'crypt', 'recrypt'] as const) {
       if (typeof addon[f] !== 'function') throw new Error(`the addon has no ${f}()`);
     }
     return { addon, problem: null };

@@ -180,6 +180,23 @@ export class XtsCipher {
   }
 
   /**
+   * Re-encryption in place: decrypts `data` (sector `firstSectorIndex` onward) under this
+   * cipher's key and encrypts it under `next`'s, same rules as {@link encryptSectors}. With the
+   * native engine on both sides each sector goes through both ciphers while it is in the L1
+   * cache, and its plaintext exists for one sector's worth of work.
+   */
+  recryptSectors(next: XtsCipher, data: Uint8Array, firstSectorIndex: number): void {
+    if (this.#native !== null && next.#native !== null && this.sectorSize === next.sectorSize) {
+      this.#check(data, firstSectorIndex);
+      next.#check(data, firstSectorIndex);
+      nativeXts!.recrypt(this.#native, next.#native, data, firstSectorIndex, this.sectorSize);
+      return;
+    }
+    this.decryptSectors(data, firstSectorIndex, data);
+    next.encryptSectors(data, firstSectorIndex, data);
+  }
+
+  /**
    * Wipes what this object owns (its key copy, the kernel memory with its tweaks and last
    * window of data) and frees the OpenSSL contexts, which cleanse their key schedules. Any
    * later call throws. Calling it twice is harmless.
@@ -199,7 +216,8 @@ export class XtsCipher {
     this.#kernel = this.#memory = this.#memoryView = null;
   }
 
-  #run(encrypt: boolean, data: Uint8Array, first: number, out?: Uint8Array): Uint8Array {
+  /** Checks a call's data and first sector number; returns the sector count. */
+  #check(data: Uint8Array, first: number): number {
     if (this.#disposed) throw new TypeError('xts: cipher is disposed');
     if (!(data instanceof Uint8Array)) throw new TypeError('xts: data must be a Uint8Array');
     if (data.length % this.sectorSize !== 0) {
@@ -213,6 +231,11 @@ export class XtsCipher {
     if (sectorCount > 0 && sectorCount - 1 > Number.MAX_SAFE_INTEGER - first) {
       throw new RangeError('xts: sector index exceeds 2^53-1');
     }
+    return sectorCount;
+  }
+
+  #run(encrypt: boolean, data: Uint8Array, first: number, out?: Uint8Array): Uint8Array {
+    const sectorCount = this.#check(data, first);
     if (out === undefined) {
       out = new Uint8Array(data.length);
     } else {

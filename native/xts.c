@@ -116,6 +116,62 @@ static napi_value dispose_key(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The key handle in `value`, or NULL after throwing. */
+static xts_key *key_handle(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    throw_error(env, "xts-native: not a key handle");
+    return NULL;
+  }
+  return (xts_key *)data;
+}
+
+/*
+ * Reads and checks (first sector, sector size) for `length` bytes of sectors. False after
+ * throwing.
+ */
+static bool sector_args(napi_env env, napi_value first_value, napi_value size_value,
+                        size_t length, uint64_t *first, size_t *sector_size, size_t *count) {
+  double first_d = 0, size_d = 0;
+  if (napi_get_value_double(env, first_value, &first_d) != napi_ok ||
+      napi_get_value_double(env, size_value, &size_d) != napi_ok) {
+    throw_error(env, "xts-native: sector numbers and sizes must be numbers");
+    return false;
+  }
+  if (!(size_d >= 16 && size_d <= 65536) || (double)(size_t)size_d != size_d ||
+      ((size_t)size_d) % 16 != 0) {
+    throw_error(env, "xts-native: bad sector size");
+    return false;
+  }
+  *sector_size = (size_t)size_d;
+  if (length % *sector_size != 0) {
+    throw_error(env, "xts-native: length is not a whole number of sectors");
+    return false;
+  }
+  *count = length / *sector_size;
+  /* first must be an integer in [0, 2^53 - 1] and so must the last sector number. */
+  if (!(first_d >= 0 && first_d <= MAX_SAFE_INTEGER) || first_d != (double)(uint64_t)first_d ||
+      (*count > 0 && (uint64_t)first_d + (*count - 1) > (uint64_t)MAX_SAFE_INTEGER)) {
+    throw_error(env, "xts-native: bad first sector number");
+    return false;
+  }
+  *first = (uint64_t)first_d;
+  return true;
+}
+
+/* XTS of one sector: `ctx` keyed once, IV = sector number (128-bit little-endian). */
+static bool crypt_one(EVP_CIPHER_CTX *ctx, uint64_t sector, const uint8_t *in, uint8_t *out,
+                      size_t sector_size) {
+  uint8_t iv[IV_BYTES];
+  memset(iv, 0, sizeof iv);
+  for (int b = 0; b < 8; b++) iv[b] = (uint8_t)(sector >> (8 * b));
+  int written = 0;
+  /* Same cipher and key: only the IV changes, the key schedule is kept. */
+  return EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, -1) == 1 &&
+         EVP_CipherUpdate(ctx, out, &written, in, (int)sector_size) == 1 &&
+         (size_t)written == sector_size;
+}
+
 /*
  * crypt(handle, encrypt: boolean, input: Uint8Array, output: Uint8Array,
  *       firstSector: number, sectorSize: number)
@@ -127,11 +183,8 @@ static napi_value crypt_sectors(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
     return throw_error(env, "xts-native: crypt takes six arguments");
   }
-  void *data = NULL;
-  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
-    return throw_error(env, "xts-native: not a key handle");
-  }
-  xts_key *k = (xts_key *)data;
+  xts_key *k = key_handle(env, argv[0]);
+  if (k == NULL) return NULL;
   bool encrypt = false;
   if (napi_get_value_bool(env, argv[1], &encrypt) != napi_ok) {
     return throw_error(env, "xts-native: encrypt must be a boolean");
@@ -142,44 +195,54 @@ static napi_value crypt_sectors(napi_env env, napi_callback_info info) {
       in_length != out_length) {
     return throw_error(env, "xts-native: input and output must be Uint8Arrays of one length");
   }
-  double first = 0, sector_size_value = 0;
-  if (napi_get_value_double(env, argv[4], &first) != napi_ok ||
-      napi_get_value_double(env, argv[5], &sector_size_value) != napi_ok) {
-    return throw_error(env, "xts-native: sector numbers and sizes must be numbers");
-  }
-  if (!(sector_size_value >= 16 && sector_size_value <= 65536) ||
-      (double)(size_t)sector_size_value != sector_size_value ||
-      ((size_t)sector_size_value) % 16 != 0) {
-    return throw_error(env, "xts-native: bad sector size");
-  }
-  size_t sector_size = (size_t)sector_size_value;
-  if (in_length % sector_size != 0) {
-    return throw_error(env, "xts-native: length is not a whole number of sectors");
-  }
-  size_t count = in_length / sector_size;
-  /* first must be an integer in [0, 2^53 - 1] and so must the last sector number. */
-  if (!(first >= 0 && first <= MAX_SAFE_INTEGER) || first != (double)(uint64_t)first ||
-      (count > 0 && (uint64_t)first + (count - 1) > (uint64_t)MAX_SAFE_INTEGER)) {
-    return throw_error(env, "xts-native: bad first sector number");
-  }
+  uint64_t first = 0;
+  size_t sector_size = 0, count = 0;
+  if (!sector_args(env, argv[4], argv[5], in_length, &first, &sector_size, &count)) return NULL;
   EVP_CIPHER_CTX *ctx = encrypt ? k->encrypt : k->decrypt;
   if (ctx == NULL) return throw_error(env, "xts-native: key is disposed");
   if (count == 0) return NULL;
   if (in != out && in < out + out_length && out < in + in_length) {
     return throw_error(env, "xts-native: output overlaps input partly");
   }
+  for (size_t s = 0; s < count; s++) {
+    if (!crypt_one(ctx, first + s, in + s * sector_size, out + s * sector_size, sector_size)) {
+      return throw_error(env, "xts-native: OpenSSL failed");
+    }
+  }
+  return NULL;
+}
 
-  uint8_t iv[IV_BYTES];
-  memset(iv, 0, sizeof iv);
-  uint64_t sector = (uint64_t)first;
-  for (size_t s = 0; s < count; s++, sector++) {
-    for (int b = 0; b < 8; b++) iv[b] = (uint8_t)(sector >> (8 * b));
-    int written = 0;
-    /* Same cipher and key: only the IV changes, the key schedule is kept. */
-    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, -1) != 1 ||
-        EVP_CipherUpdate(ctx, out + s * sector_size, &written, in + s * sector_size,
-                         (int)sector_size) != 1 ||
-        (size_t)written != sector_size) {
+/*
+ * recrypt(oldHandle, newHandle, data: Uint8Array, firstSector: number, sectorSize: number)
+ * Re-encryption in place (SPEC §15.6 step 1): each sector is decrypted under the old key and
+ * encrypted under the new one before the next is touched, so it stays in the L1 cache between
+ * the two and its plaintext is never in memory longer than one sector's worth of work.
+ */
+static napi_value recrypt_sectors(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) {
+    return throw_error(env, "xts-native: recrypt takes five arguments");
+  }
+  xts_key *old_key = key_handle(env, argv[0]);
+  if (old_key == NULL) return NULL;
+  xts_key *new_key = key_handle(env, argv[1]);
+  if (new_key == NULL) return NULL;
+  size_t length = 0;
+  uint8_t *data = NULL;
+  if (!typed_bytes(env, argv[2], &data, &length)) {
+    return throw_error(env, "xts-native: data must be a Uint8Array");
+  }
+  uint64_t first = 0;
+  size_t sector_size = 0, count = 0;
+  if (!sector_args(env, argv[3], argv[4], length, &first, &sector_size, &count)) return NULL;
+  if (old_key->decrypt == NULL || new_key->encrypt == NULL) {
+    return throw_error(env, "xts-native: key is disposed");
+  }
+  for (size_t s = 0; s < count; s++) {
+    uint8_t *sector = data + s * sector_size;
+    if (!crypt_one(old_key->decrypt, first + s, sector, sector, sector_size) ||
+        !crypt_one(new_key->encrypt, first + s, sector, sector, sector_size)) {
       return throw_error(env, "xts-native: OpenSSL failed");
     }
   }
@@ -191,6 +254,7 @@ NAPI_MODULE_INIT() {
       {"createKey", NULL, create_key, NULL, NULL, NULL, napi_default, NULL},
       {"disposeKey", NULL, dispose_key, NULL, NULL, NULL, napi_default, NULL},
       {"crypt", NULL, crypt_sectors, NULL, NULL, NULL, napi_default, NULL},
+      {"recrypt", NULL, recrypt_sectors, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0],
                              properties) != napi_ok) {

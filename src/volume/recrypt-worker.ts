@@ -52,8 +52,7 @@ port.on('message', (msg: Message) => {
     const view = new Uint8Array(msg.buffer!, msg.byteOffset!, msg.length!);
     const fp = msg.fingerprints;
     if (fp) writeChecksumRecord(view, new Uint8Array(fp.buffer, fp.byteOffset, fp.length));
-    oldXts.decryptSectors(view, msg.firstSector!, view); // plaintext lives only in memory
-    newXts.encryptSectors(view, msg.firstSector!, view);
+    oldXts.recryptSectors(newXts, view, msg.firstSector!); // plaintext lives only in memory
     port.postMessage({ id: msg.id });
   } catch (err) {
     port.postMessage({ id: msg.id, error: (err as Error).message });

@@ -46,8 +46,7 @@ export function inlineRecrypter(
     allocate: (bytes) => new Uint8Array(bytes),
     async recrypt(view, firstSector, fingerprints) {
       if (fingerprints) writeChecksumRecord(view, fingerprints);
-      oldXts.decryptSectors(view, firstSector, view); // plaintext exists only in this buffer
-      newXts.encryptSectors(view, firstSector, view);
+      oldXts.recryptSectors(newXts, view, firstSector); // plaintext exists only in this buffer
     },
     async close() {
       oldXts.dispose();

@@ -162,6 +162,23 @@ for (const engine of ENGINES) {
     xts.dispose();
   });
 
+  test(`${engine}: recryptSectors equals decrypt under one key, encrypt under the other`, () => {
+    for (const sectorSize of [512, 4096]) {
+      const oldXts = new XtsCipher(newKey(), sectorSize, { engine });
+      const newXts = new XtsCipher(newKey(), sectorSize, { engine });
+      const data = randomBytes(9 * sectorSize);
+      const expected = newXts.encryptSectors(oldXts.decryptSectors(data, 77), 77);
+      const inPlace = Buffer.from(data);
+      oldXts.recryptSectors(newXts, inPlace, 77);
+      assert.is(hex(inPlace), hex(expected), `${sectorSize}`);
+      assert.throws(() => oldXts.recryptSectors(newXts, inPlace.subarray(1), 0), RangeError);
+      assert.throws(() => oldXts.recryptSectors(newXts, inPlace, -1), RangeError);
+      newXts.dispose();
+      assert.throws(() => oldXts.recryptSectors(newXts, inPlace, 0), TypeError);
+      oldXts.dispose();
+    }
+  });
+
   test(`${engine}: on views of a SharedArrayBuffer (the drive's worker threads use them)`, () => {
     const key = newKey();
     const xts = new XtsCipher(key, 4096, { engine });
@@ -296,6 +313,7 @@ test('the addon itself refuses bad arguments with an error, not a crash', () => 
   for (const [what, call] of bad) assert.throws(call, /xts-native/, what);
   nativeXts.disposeKey(key);
   assert.throws(() => nativeXts!.crypt(key, true, buf, buf, 0, 512), /disposed/);
+  assert.throws(() => nativeXts!.recrypt(key, key, buf, 0, 512), /disposed/);
 });
 
 test('each kernel instance owns its memory (so one dispose wipes one cipher only)', () => {
