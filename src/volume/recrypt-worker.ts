@@ -10,7 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { XtsCipher } from '../../crypto/xts.js';
 import { MASTER_KEY_BYTES } from '../../volume-format/constants.js';
-import { writeChecksumRecord } from '../../volume-format/reencrypt-state.js';
+import { writeChecksumRecord } from '../../volume-format/checksum-record.js';
 
 interface Message {
   keys?: SharedArrayBuffer;

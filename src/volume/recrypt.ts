@@ -13,7 +13,7 @@
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';
 import { XtsCipher } from '../../crypto/xts.js';
-import { writeChecksumRecord } from '../../volume-format/reencrypt-state.js';
+import { writeChecksumRecord } from '../../volume-format/checksum-record.js';
 import { MASTER_KEY_BYTES } from '../../volume-format/constants.js';
 
 /** Re-encrypts whole sectors in place; `close()` wipes the keys it holds. */
