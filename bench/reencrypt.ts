@@ -115,7 +115,7 @@ export async function benchReencrypt(
     );
     console.log(
       `reencrypt --resilience checksum (default):             ${re.checksum.toFixed(0)} MB/s` +
-        `  = ${ratio.toFixed(2)} × dd (target ≥ 0.5)  (rounds: ${all(reRounds)})`,
+        `  = ${ratio.toFixed(3)} × dd (target ≥ 0.5)${ratio < 0.5 ? ' BELOW TARGET' : ''}  (rounds: ${all(reRounds)})`,
     );
     console.log(
       `reencrypt --resilience journal (old ciphertext copied): ${re.journal.toFixed(0)} MB/s` +
