@@ -54,6 +54,17 @@ static napi_value throw_error(napi_env env, const char *message) {
   return NULL;
 }
 
+/* Exactly `n` arguments into `argv`; false after throwing `message`. */
+static bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                     const char *message) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != n) {
+    throw_error(env, message);
+    return false;
+  }
+  return true;
+}
+
 /*
  * Finds the bytes of a Uint8Array argument. False when it is not one. An empty array may
  * have no backing store: then *bytes is NULL and *length 0.
@@ -72,10 +83,9 @@ static bool typed_bytes(napi_env env, napi_value value, uint8_t **bytes, size_t 
 
 /* createKey(key: Uint8Array(64)) -> handle. */
 static napi_value create_key(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
-    return throw_error(env, "xts-native: createKey(key) takes one argument");
+  if (!get_args(env, info, 1, argv, "xts-native: createKey(key) takes one argument")) {
+    return NULL;
   }
   size_t key_length = 0;
   uint8_t *key = NULL;
@@ -105,11 +115,12 @@ static napi_value create_key(napi_env env, napi_callback_info info) {
 
 /* disposeKey(handle): frees (and so cleanses) both contexts now; later calls throw. */
 static napi_value dispose_key(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   void *data = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+  if (!get_args(env, info, 1, argv, "xts-native: disposeKey(handle) needs a key handle")) {
+    return NULL;
+  }
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
     return throw_error(env, "xts-native: disposeKey(handle) needs a key handle");
   }
   free_key((xts_key *)data);
@@ -178,11 +189,8 @@ static bool crypt_one(EVP_CIPHER_CTX *ctx, uint64_t sector, const uint8_t *in, u
  * output may be input itself (in place) or a buffer of the same length that does not overlap.
  */
 static napi_value crypt_sectors(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
-    return throw_error(env, "xts-native: crypt takes six arguments");
-  }
+  if (!get_args(env, info, 6, argv, "xts-native: crypt takes six arguments")) return NULL;
   xts_key *k = key_handle(env, argv[0]);
   if (k == NULL) return NULL;
   bool encrypt = false;
@@ -219,11 +227,8 @@ static napi_value crypt_sectors(napi_env env, napi_callback_info info) {
  * the two and its plaintext is never in memory longer than one sector's worth of work.
  */
 static napi_value recrypt_sectors(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) {
-    return throw_error(env, "xts-native: recrypt takes five arguments");
-  }
+  if (!get_args(env, info, 5, argv, "xts-native: recrypt takes five arguments")) return NULL;
   xts_key *old_key = key_handle(env, argv[0]);
   if (old_key == NULL) return NULL;
   xts_key *new_key = key_handle(env, argv[1]);
