@@ -54,3 +54,45 @@ export function writeChecksumRecord(ciphertext: Uint8Array, out: Uint8Array): vo
     for (let i = 0; i < FINGERPRINT_BYTES; i++) out[b * FINGERPRINT_BYTES + i] = ciphertext[s + i]!;
   }
 }
+
+/**
+ * Compare `ciphertext` with a checksum record made earlier (`expected`, 16 bytes per 512-byte
+ * block): the index of the first 512-byte block whose first 16 bytes differ, or -1 when all
+ * match. A writer that reads a segment again in SPEC §15.6 step 4 checks it with this first,
+ * since recovery trusts the record, not the second read.
+ */
+export function findChecksumMismatch(ciphertext: Uint8Array, expected: Uint8Array): number {
+  if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {
+    throw new RangeError('checksum record: length must be a multiple of 512');
+  }
+  const blocks = ciphertext.length / FINGERPRINT_BLOCK_BYTES;
+  if (expected.length !== blocks * FINGERPRINT_BYTES) {
+    throw new RangeError('checksum record: expected must be 16 bytes per 512-byte block');
+  }
+  if (ciphertext.byteOffset % 4 === 0 && expected.byteOffset % 4 === 0) {
+    // Fast path, as in writeChecksumRecord.
+    const src = new Uint32Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length / 4);
+    const fp = new Uint32Array(expected.buffer, expected.byteOffset, expected.length / 4);
+    const stride = FINGERPRINT_BLOCK_BYTES / 4;
+    for (let b = 0; b < blocks; b++) {
+      const s = b * stride;
+      const d = b * 4;
+      if (
+        fp[d] !== src[s] ||
+        fp[d + 1] !== src[s + 1] ||
+        fp[d + 2] !== src[s + 2] ||
+        fp[d + 3] !== src[s + 3]
+      ) {
+        return b;
+      }
+    }
+    return -1;
+  }
+  for (let b = 0; b < blocks; b++) {
+    const s = b * FINGERPRINT_BLOCK_BYTES;
+    for (let i = 0; i < FINGERPRINT_BYTES; i++) {
+      if (expected[b * FINGERPRINT_BYTES + i] !== ciphertext[s + i]) return b;
+    }
+  }
+  return -1;
+}

@@ -223,7 +223,11 @@ export function unwrapOldMasterKey(
 
 // The checksum record (SPEC §15.5) lives in its own module so the re-encryption's worker
 // threads load it without this module's AEAD and HKDF dependencies (a faster thread start).
-export { buildChecksumRecord, writeChecksumRecord } from './checksum-record.js';
+export {
+  buildChecksumRecord,
+  findChecksumMismatch,
+  writeChecksumRecord,
+} from './checksum-record.js';
 
 /** Outcome of {@link mergeCheckedSegment}: how many 512-byte blocks came from each key. */
 export interface MergeCounts {

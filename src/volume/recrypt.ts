@@ -1,6 +1,7 @@
 /**
- * The arithmetic of re-encryption (SPEC §15.6 step 1): decrypt sectors under the old master key
- * and encrypt them under the new one, in place, either on this thread or on worker threads.
+ * The arithmetic of re-encryption (SPEC §15.6 steps 1 and 4): checksum records of old
+ * ciphertext, and sectors decrypted under the old master key and encrypted under the new one in
+ * place, either on this thread or on worker threads.
  *
  * Why workers: decrypt + encrypt (≈ 2.7 GB/s on one core here with the native XTS engine) on
  * the main thread would delay the reads, writes and flushes it orchestrates: all on the main
@@ -13,7 +14,7 @@
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../../crypto/bytes.js';
 import { XtsCipher } from '../../crypto/xts.js';
-import { writeChecksumRecord } from '../../volume-format/checksum-record.js';
+import { findChecksumMismatch, writeChecksumRecord } from '../../volume-format/checksum-record.js';
 import { MASTER_KEY_BYTES } from '../../volume-format/constants.js';
 
 /** Re-encrypts whole sectors in place; `close()` wipes the keys it holds. */
@@ -23,13 +24,18 @@ export interface Recrypter {
   /** A buffer of `bytes` that {@link Recrypter.recrypt} accepts views of. */
   allocate(bytes: number): Uint8Array;
   /**
-   * Decrypt `view` (sector `firstSector` onward) under the old key, re-encrypt under the new.
-   * With `fingerprints` (a view of a buffer from {@link Recrypter.allocate}, `view.length / 32`
-   * bytes), first write the old ciphertext's checksum record there (SPEC §15.5): the thread that
-   * re-encrypts a chunk has it in its cache, so this costs almost nothing there, while on the
-   * main thread it took ≈ 0.2 s per GiB of the thread that orchestrates the I/O.
+   * Write the checksum record (SPEC §15.5) of the old ciphertext `view` into `out` (a view of a
+   * buffer from {@link Recrypter.allocate}, `view.length / 32` bytes). Off the main thread
+   * because there it took ≈ 0.2 s per GiB of the thread that orchestrates the I/O.
    */
-  recrypt(view: Uint8Array, firstSector: number, fingerprints?: Uint8Array): Promise<void>;
+  fingerprint(view: Uint8Array, out: Uint8Array): Promise<void>;
+  /**
+   * Decrypt `view` (sector `firstSector` onward) under the old key, re-encrypt under the new.
+   * With `expected` (a checksum record from {@link Recrypter.fingerprint}), first check the old
+   * ciphertext against it (SPEC §15.6 step 4, a segment read twice): resolves to the index of
+   * the first 512-byte block that differs, leaving `view` untouched, or -1 once re-encrypted.
+   */
+  recrypt(view: Uint8Array, firstSector: number, expected?: Uint8Array): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -44,9 +50,14 @@ export function inlineRecrypter(
   return {
     threads: 0,
     allocate: (bytes) => new Uint8Array(bytes),
-    async recrypt(view, firstSector, fingerprints) {
-      if (fingerprints) writeChecksumRecord(view, fingerprints);
+    async fingerprint(view, out) {
+      writeChecksumRecord(view, out);
+    },
+    async recrypt(view, firstSector, expected) {
+      const mismatch = expected ? findChecksumMismatch(view, expected) : -1;
+      if (mismatch >= 0) return mismatch;
       oldXts.recryptSectors(newXts, view, firstSector); // plaintext exists only in this buffer
+      return -1;
     },
     async close() {
       oldXts.dispose();
@@ -55,15 +66,25 @@ export function inlineRecrypter(
   };
 }
 
-interface Pending {
-  resolve: () => void;
+interface Pending<T = void> {
+  resolve: (value: T) => void;
   reject: (err: Error) => void;
+}
+
+/** What a worker does with a job (src/volume/recrypt-worker.ts). */
+export type JobOp = 'fingerprint' | 'recrypt';
+
+/** A view of a SharedArrayBuffer, as sent to a worker. */
+export interface SharedView {
+  buffer: SharedArrayBuffer;
+  byteOffset: number;
+  length: number;
 }
 
 /** One worker thread and the jobs it owes an answer for. */
 class RecryptWorker {
   readonly worker: Worker;
-  readonly jobs = new Map<number, Pending>();
+  readonly jobs = new Map<number, Pending<number>>();
   private keyed: Pending | null = null;
   private exitWaiter: (() => void) | null = null;
   private exited = false;
@@ -82,14 +103,14 @@ class RecryptWorker {
     // Node's own listeners that start the message port).
     this.worker.on(
       'message',
-      (msg: { loaded?: true; keyed?: true; id?: number; error?: string }) => {
+      (msg: { loaded?: true; keyed?: true; id?: number; mismatch?: number; error?: string }) => {
         if (msg.loaded) return onLoaded!.resolve();
         if (msg.keyed) return this.keyed?.resolve();
         const job = this.jobs.get(msg.id!);
         if (!job) return;
         this.jobs.delete(msg.id!);
         if (msg.error !== undefined) job.reject(new Error(`recrypt worker: ${msg.error}`));
-        else job.resolve();
+        else job.resolve(msg.mismatch ?? -1);
       },
     );
     const fail = (err: Error) => {
@@ -167,15 +188,20 @@ export class RecryptWorkers {
     });
     ready.catch(() => undefined); // reported by the first job after start-up
     const inline = inlineRecrypter(oldKey, newKey, this.sectorSize);
+    // A job runs here until the workers are ready (unless one failed: then it reports that).
+    const inlineNow = () => !workersReady && this.workers.every((w) => w.error === null);
     return {
       threads: this.workers.length,
       allocate: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)),
-      recrypt: async (view, firstSector, fingerprints) => {
-        if (!workersReady && this.workers.every((w) => w.error === null)) {
-          return inline.recrypt(view, firstSector, fingerprints);
-        }
+      fingerprint: async (view, out) => {
+        if (inlineNow()) return inline.fingerprint(view, out);
         await ready;
-        return this.recrypt(view, firstSector, fingerprints);
+        await this.post({ op: 'fingerprint', data: view, record: out });
+      },
+      recrypt: async (view, firstSector, expected) => {
+        if (inlineNow()) return inline.recrypt(view, firstSector, expected);
+        await ready;
+        return this.post({ op: 'recrypt', data: view, firstSector, record: expected });
       },
       close: async () => {
         await inline.close();
@@ -185,33 +211,36 @@ export class RecryptWorkers {
     };
   }
 
-  private recrypt(view: Uint8Array, firstSector: number, fingerprints?: Uint8Array): Promise<void> {
+  /** Send a job to the least busy worker; resolves to its `mismatch` (-1 when none). */
+  private post(job: {
+    op: JobOp;
+    data: Uint8Array;
+    firstSector?: number;
+    record?: Uint8Array;
+  }): Promise<number> {
+    const { data, record } = job;
     if (
-      !(view.buffer instanceof SharedArrayBuffer) ||
-      (fingerprints !== undefined && !(fingerprints.buffer instanceof SharedArrayBuffer))
+      !(data.buffer instanceof SharedArrayBuffer) ||
+      (record !== undefined && !(record.buffer instanceof SharedArrayBuffer))
     ) {
       return Promise.reject(new TypeError('recrypt: buffers must come from allocate()'));
     }
-    // The least busy worker takes the job.
     const target = this.workers.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
     if (target.error) return Promise.reject(target.error);
     const id = this.nextId++;
-    return new Promise<void>((resolve, reject) => {
+    const share = (v: Uint8Array): SharedView => ({
+      buffer: v.buffer as SharedArrayBuffer,
+      byteOffset: v.byteOffset,
+      length: v.length,
+    });
+    return new Promise<number>((resolve, reject) => {
       target.jobs.set(id, { resolve, reject });
       target.worker.postMessage({
         id,
-        buffer: view.buffer,
-        byteOffset: view.byteOffset,
-        length: view.length,
-        firstSector,
-        fingerprints:
-          fingerprints === undefined
-            ? undefined
-            : {
-                buffer: fingerprints.buffer,
-                byteOffset: fingerprints.byteOffset,
-                length: fingerprints.length,
-              },
+        op: job.op,
+        data: share(data),
+        firstSector: job.firstSector,
+        record: record === undefined ? undefined : share(record),
       });
     });
   }

@@ -3,9 +3,10 @@
  * segment by segment, with a journal record that makes the segment in flight recoverable after
  * a crash at any point, and progress recorded in the header so any kept passphrase resumes it.
  *
- * Throughput (bench/reencrypt.ts): the next segment is read, fingerprinted, decrypted and
- * re-encrypted in memory while the previous one is being written and synced, so the XTS work
- * on the main thread overlaps the container I/O running on libuv's pool.
+ * Throughput (bench/reencrypt.ts): each segment is fingerprinted (step 1) while the previous
+ * one's flush runs, and rewritten (step 4) a few chunks at a time, read again from the page
+ * cache and re-encrypted on a worker thread, so the disk works while the CPU does, with a few
+ * MiB of buffers rather than a segment's worth.
  */
 import { createHash } from 'node:crypto';
 import { constantTimeEqual, wipe } from '../../crypto/bytes.js';
@@ -60,14 +61,20 @@ import { unlockKeyslots } from './unlock.js';
 /**
  * Default segment size (a writer's choice, SPEC §15.6), capped by the journal: 48 MiB is the
  * most a checksum record fits with the 3 MiB journal of v1 writers. Larger segments mean fewer
- * flushes and header updates per GiB (bench/reencrypt.ts: 48 MiB beat 32 and 16 MiB), at the
- * cost of two segments of buffers in memory (96 MiB).
+ * flushes and header updates per GiB (bench/reencrypt.ts: 48 MiB beat 32 and 16 MiB). Memory
+ * does not grow with it (step 4 reads the segment again: see the pool in `Engine.loop`).
  */
 export const DEFAULT_SEGMENT_BYTES = 48 * 1024 * 1024;
-/** Bytes read, decrypted and re-encrypted per step inside a segment. */
-const CHUNK_BYTES = 4 * 1024 * 1024;
-/** Chunks read ahead of the re-encryption (they overlap the XTS work). */
-const READ_AHEAD = 2;
+/** Bytes read, fingerprinted or re-encrypted, and written per step inside a segment (2 MiB:
+ * median 1477 ms per GiB against 1532 for 4 MiB, 10 alternating runs; less fresh memory). */
+const CHUNK_BYTES = 2 * 1024 * 1024;
+/** Chunks in flight while a segment is fingerprinted (step 1): one read, one fingerprinted. */
+const FINGERPRINT_LANES = 2;
+/** Chunks in flight while a segment is rewritten (step 4): read, re-encrypted and written. */
+const REWRITE_LANES = 3;
+/** Chunk buffers: steps 1 and 4 take turns with them (the loop runs step 1 of the next
+ * segment once step 4's writes have returned). */
+const POOL_BUFFERS = Math.max(FINGERPRINT_LANES, REWRITE_LANES);
 /** Below this much left to do, starting worker threads costs more than it saves. */
 const WORKER_MIN_BYTES = 64 * 1024 * 1024;
 /**
@@ -343,12 +350,11 @@ export async function resumeReencrypt(
   }
 }
 
-/** A prepared segment: its journal record and its new ciphertext in pool buffers. */
+/** A segment whose record is built (SPEC §15.6 step 1). */
 interface Prepared {
   first: number;
   count: number;
   record: Uint8Array;
-  chunks: Chunk[];
 }
 
 /** The segment loop of SPEC §15.6 and the recovery of §15.7 on one locked, unlocked volume. */
@@ -525,141 +531,152 @@ class Engine {
     /** A chunk buffer kept for step F2 (its pages are already mapped, see the pool below). */
     let spare: Uint8Array | null = null;
     let inflight: Promise<void> | null = null;
-    const remaining = this.sectorCount - pos;
-    if (remaining > 0) {
-      const segment = Math.min(this.segmentSectors, remaining);
-      const chunkSectors = Math.max(1, Math.min(segment, Math.floor(CHUNK_BYTES / this.ss)));
-      const chunksPerSegment = Math.ceil(segment / chunkSectors);
-      const recrypter = this.workers
-        ? this.workers.start(this.oldKey, this.newKey)
-        : inlineRecrypter(this.oldKey, this.newKey, this.ss);
-      // One segment's worth of chunk buffers and the read-ahead: the segment being written
-      // (step 4) gives each buffer back as soon as its write returns (the page cache holds the
-      // data from then on, ≈ 0.5 ms per 4 MiB), and the next segment, read and re-encrypted
-      // meanwhile (steps 1 and 4 overlap), takes them. Created when first needed. Fresh memory
-      // is expensive here: a page fault costs ≈ 13 µs on the project VM, so two segments' worth
-      // (96 MiB) cost ≈ 0.3 s of CPU per run, a quarter of a GiB's re-encryption.
-      const pool = new BufferPool(
-        () => recrypter.allocate(chunkSectors * this.ss),
-        chunksPerSegment + READ_AHEAD,
-      );
-      // Two record buffers, used in turn: a segment's record is written and flushed (step 2)
-      // before the segment after it starts to be prepared.
-      const recordBytes = journalRecordBytes(this.resilience, this.ss, segment);
-      const records = [recrypter.allocate(recordBytes), recrypter.allocate(recordBytes)];
-      let recordTurn = 0;
-      // Segments start at one chunk and double up to the full size. Nothing can be written
-      // before the first segment is read and re-encrypted (step 2 needs its record), so a full
-      // 48 MiB first segment kept the disk idle for ≈ 200 ms of a ≈ 1.5 s GiB (bench/
-      // PERFORMANCE.md); SPEC §15.6 lets every segment have its own size.
-      let rampSectors = chunkSectors;
-      const startPrepare = (first: number): Promise<Prepared> | null => {
-        if (first >= this.sectorCount) return null;
-        const count = Math.min(this.segmentSectors, this.sectorCount - first, rampSectors);
-        rampSectors *= 2;
-        const record = records[recordTurn++ % 2]!.subarray(
-          0,
-          journalRecordBytes(this.resilience, this.ss, count),
-        );
-        const p = this.prepare(first, count, chunkSectors, pool, recrypter, record);
-        p.catch(() => undefined); // awaited in order below; never an unhandled rejection
-        return p;
-      };
-      let ahead = startPrepare(pos);
-      let slot = 0;
-      let completed = false; // every job that ran finished (see the wipe below)
-      try {
-        while (ahead !== null) {
-          if (this.options.signal?.aborted) break;
-          // Step 1, run while the previous segment was being written.
-          const prepared = await ahead;
-          ahead = null;
-          // Step 2: the record goes to the slot the current header does not reference, while
-          // the previous segment's step 4 may still be writing or flushing (SPEC §15.6 allows
-          // it). Step 3 waits for both flushes.
-          const recorded = (async () => {
-            await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
-            await this.storage.syncData();
-          })();
-          recorded.catch(() => undefined); // awaited below
-          try {
-            if (inflight !== null) {
-              const previous: Promise<void> = inflight;
-              inflight = null;
-              await previous;
-            }
-          } finally {
-            await recorded.catch(() => undefined); // never leave a write running on failure
-          }
-          await recorded;
-          // Step 3: from here on a crash is recovered from that record.
-          await this.headerUpdate({
-            ...this.state,
-            resilience: this.resilience,
-            sectorsDone: pos,
-            segmentSectors: prepared.count,
-            journalSlot: slot,
-            journalDigest: digest(prepared.record),
-          });
-          // Step 4: the new ciphertext and its fdatasync, while the next segment is prepared.
-          inflight = this.writeSegment(prepared, pool);
-          inflight.catch(() => undefined); // awaited below; never an unhandled rejection
-          pos += prepared.count;
-          slot ^= 1;
-          ahead = startPrepare(pos);
-        }
-        if (inflight !== null) {
-          // Step 4 of the last segment written, its fdatasync included, before step F1 or the
-          // stop point records it as done.
-          const last: Promise<void> = inflight;
-          inflight = null;
-          await last;
-        }
-        completed = true;
-      } finally {
-        // Never leave a read or a write running past this point (the storage closes after us).
-        if (ahead !== null) {
-          const prepared = await (ahead as Promise<Prepared>).then(
-            () => true,
-            () => false,
+    // The workers wipe their keys and end while the finish runs: nothing after step 4 needs
+    // them, and ending a thread took ≈ 10 ms.
+    let closing: Promise<void> = Promise.resolve();
+    try {
+      const remaining = this.sectorCount - pos;
+      if (remaining > 0) {
+        const segment = Math.min(this.segmentSectors, remaining);
+        const chunkSectors = Math.max(1, Math.min(segment, Math.floor(CHUNK_BYTES / this.ss)));
+        const recrypter = this.workers
+          ? this.workers.start(this.oldKey, this.newKey)
+          : inlineRecrypter(this.oldKey, this.newKey, this.ss);
+        // Chunk buffers for the lanes of steps 1 and 4, created when first needed and reused.
+        // Few on purpose: step 1 keeps only the record and step 4 reads the segment again (SPEC
+        // §15.6 allows it) instead of holding a whole segment of new ciphertext. Fresh memory is
+        // what is expensive here: first touching a page costs ≈ 14 µs on the project VM (a 4 MiB
+        // buffer ≈ 16 ms, 64 MiB 185–236 ms), while reading 48 MiB again from the page cache
+        // costs ≈ 5 ms (bench/PERFORMANCE.md, "Round 4").
+        const pool = new BufferPool(() => recrypter.allocate(chunkSectors * this.ss), POOL_BUFFERS);
+        // Two record buffers, used in turn: a segment's record is written and flushed (step 2)
+        // before the segment after it starts to be prepared.
+        const recordBytes = journalRecordBytes(this.resilience, this.ss, segment);
+        const records = [recrypter.allocate(recordBytes), recrypter.allocate(recordBytes)];
+        let recordTurn = 0;
+        // Every segment full-size from the first: step 1 only reads and fingerprints, so the
+        // small first segments that once let the disk start early no longer pay (1461 ms median
+        // without them, 1508 with, 8 alternating runs; bench/PERFORMANCE.md, "Round 4").
+        const startPrepare = (first: number): Promise<Prepared> | null => {
+          if (first >= this.sectorCount) return null;
+          const count = Math.min(this.segmentSectors, this.sectorCount - first);
+          const record = records[recordTurn++ % 2]!.subarray(
+            0,
+            journalRecordBytes(this.resilience, this.ss, count),
           );
-          if (!prepared) completed = false;
+          const p = this.prepare(first, count, chunkSectors, pool, recrypter, record);
+          p.catch(() => undefined); // awaited in order below; never an unhandled rejection
+          return p;
+        };
+        let ahead = startPrepare(pos);
+        let slot = 0;
+        let completed = false; // every job that ran finished (see the wipe below)
+        try {
+          while (ahead !== null) {
+            if (this.options.signal?.aborted) break;
+            // Step 1, run while the previous segment was being written.
+            const prepared = await ahead;
+            ahead = null;
+            // Step 2: the record goes to the slot the current header does not reference, while
+            // the previous segment's step 4 may still be writing or flushing (SPEC §15.6 allows
+            // it). Step 3 waits for both flushes.
+            const recorded = (async () => {
+              await this.storage.writeAt(journalSlotOffset(this.fields, slot), prepared.record);
+              await this.storage.syncData();
+            })();
+            recorded.catch(() => undefined); // awaited below
+            try {
+              if (inflight !== null) {
+                const previous: Promise<void> = inflight;
+                inflight = null;
+                await previous;
+              }
+            } finally {
+              await recorded.catch(() => undefined); // never leave a write running on failure
+            }
+            await recorded;
+            // Step 3: from here on a crash is recovered from that record.
+            await this.headerUpdate({
+              ...this.state,
+              resilience: this.resilience,
+              sectorsDone: pos,
+              segmentSectors: prepared.count,
+              journalSlot: slot,
+              journalDigest: digest(prepared.record),
+            });
+            // Step 4: the new ciphertext and its fdatasync.
+            let writesReturned!: () => void;
+            const written = new Promise<void>((resolve) => (writesReturned = resolve));
+            inflight = this.rewriteSegment(prepared, chunkSectors, pool, recrypter, writesReturned);
+            inflight.catch(() => undefined); // awaited below; never an unhandled rejection
+            pos += prepared.count;
+            slot ^= 1;
+            // Step 1 of the next segment once this one's writes have returned, while its flush
+            // runs: alongside the writes, its fingerprinting held up their re-encryption on the
+            // worker (a 48 MiB segment took ≈ 55 ms instead of ≈ 45). A failed step 4 throws
+            // here, before anything else is read.
+            await Promise.race([written, inflight]);
+            ahead = startPrepare(pos);
+          }
+          if (inflight !== null) {
+            // Step 4 of the last segment written, its fdatasync included, before step F1 or the
+            // stop point records it as done.
+            const last: Promise<void> = inflight;
+            inflight = null;
+            await last;
+          }
+          completed = true;
+        } finally {
+          // Never leave a read or a write running past this point (the storage closes after us).
+          if (ahead !== null) {
+            const prepared = await (ahead as Promise<Prepared>).then(
+              () => true,
+              () => false,
+            );
+            if (!prepared) completed = false;
+          }
+          if (inflight !== null) await (inflight as Promise<void>).catch(() => undefined);
+          closing = recrypter.close();
+          closing.catch(() => undefined); // awaited at the end
+          // A finished job leaves only ciphertext in its buffer (decrypt and re-encrypt happen
+          // in one synchronous call), so only a failure can leave plaintext behind.
+          if (!completed) {
+            pool.wipeAll();
+            for (const r of records) wipe(r);
+          }
+          spare = pool.anyBuffer();
         }
-        if (inflight !== null) await (inflight as Promise<void>).catch(() => undefined);
-        await recrypter.close();
-        // A finished job leaves only ciphertext in its buffer (decrypt and re-encrypt happen
-        // in one synchronous call), so only a failure can leave plaintext behind. Wiping all
-        // 96 MiB regardless took 30–45 ms of a ≈ 1.4 s GiB.
-        if (!completed) pool.wipeAll();
-        spare = pool.anyBuffer();
       }
+      // Step F1 (or the safe stop point): record the progress with nothing in flight.
+      await this.headerUpdate({
+        ...this.state,
+        resilience: this.resilience,
+        sectorsDone: pos,
+        ...noSegment(),
+      });
+      if (pos < this.sectorCount) return false;
+      // Step F2: the journal held fingerprints or old-key ciphertext; SPEC §2 wants it zero.
+      // Written from a buffer already in use: a fresh 3 MiB of zeros took ≈ 25 ms to write here
+      // (every page of it faulted in during the copy), a reused one ≈ 1 ms.
+      const zeros = spare ?? new Uint8Array(Math.min(this.fields.journalSize, CHUNK_BYTES));
+      zeros.fill(0);
+      for (let at = 0; at < this.fields.journalSize; at += zeros.length) {
+        const n = Math.min(zeros.length, this.fields.journalSize - at);
+        await this.storage.writeAt(this.fields.journalOffset + at, zeros.subarray(0, n));
+      }
+      await this.storage.syncData();
+      // Step F3: clear the flag and the feature area: the old master key is gone from disk.
+      await this.headerUpdate(this.state, true);
+      return true;
+    } finally {
+      await closing;
     }
-    // Step F1 (or the safe stop point): record the progress with nothing in flight.
-    await this.headerUpdate({
-      ...this.state,
-      resilience: this.resilience,
-      sectorsDone: pos,
-      ...noSegment(),
-    });
-    if (pos < this.sectorCount) return false;
-    // Step F2: the journal held fingerprints or old-key ciphertext; SPEC §2 wants it zero.
-    // Written from a buffer already in use: a fresh 3 MiB of zeros took ≈ 25 ms to write here
-    // (every page of it faulted in during the copy), a reused one ≈ 1 ms.
-    const zeros = spare ?? new Uint8Array(Math.min(this.fields.journalSize, CHUNK_BYTES));
-    zeros.fill(0);
-    for (let at = 0; at < this.fields.journalSize; at += zeros.length) {
-      const n = Math.min(zeros.length, this.fields.journalSize - at);
-      await this.storage.writeAt(this.fields.journalOffset + at, zeros.subarray(0, n));
-    }
-    await this.storage.syncData();
-    // Step F3: clear the flag and the feature area: the old master key is gone from disk.
-    await this.headerUpdate(this.state, true);
-    return true;
   }
 
   /**
-   * Step 1 for one segment: read its old ciphertext chunk by chunk into pool buffers, build its
-   * record, and re-encrypt each chunk in place (on the workers, while the next chunk is read).
+   * Step 1 for one segment: its record. Journal mode: the old ciphertext itself, read into the
+   * record. Checksum mode: the segment read chunk by chunk into pool buffers, each
+   * fingerprinted by the recrypter into its part of the record.
    */
   private async prepare(
     first: number,
@@ -669,104 +686,126 @@ class Engine {
     recrypter: Recrypter,
     record: Uint8Array,
   ): Promise<Prepared> {
-    const journal = this.resilience === 'journal';
-    const total = Math.ceil(count / chunkSectors);
-    const reads: Promise<Chunk>[] = [];
-    const jobs: Promise<void>[] = [];
-    // Reads run up to READ_AHEAD chunks ahead of the re-encryption, in pool buffers.
-    const issue = () => {
-      const done = reads.length * chunkSectors;
-      const n = Math.min(chunkSectors, count - done);
-      const read = (async (): Promise<Chunk> => {
-        const buffer = await pool.take();
-        const chunk = { buffer, view: buffer.subarray(0, n * this.ss), sector: first + done };
-        try {
-          await this.readData(chunk.sector, chunk.view);
-        } catch (err) {
-          pool.give(buffer);
-          throw err;
-        }
-        return chunk;
-      })();
-      read.catch(() => undefined); // awaited in order below
-      reads.push(read);
-    };
-    while (reads.length < Math.min(READ_AHEAD, total)) issue();
-    const chunks: Chunk[] = [];
-    try {
-      for (let i = 0; i < total; i++) {
-        const chunk = await reads[i]!;
-        chunks.push(chunk);
-        if (reads.length < total) issue();
-        const at = (chunk.sector - first) * this.ss;
-        let fingerprints: Uint8Array | undefined;
-        if (journal) record.set(chunk.view, at);
-        else {
-          const fpAt = (at / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES;
-          const fpLength = (chunk.view.length / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES;
-          fingerprints = record.subarray(fpAt, fpAt + fpLength);
-        }
-        const job = recrypter.recrypt(chunk.view, chunk.sector, fingerprints);
-        job.catch(() => undefined); // awaited below
-        jobs.push(job);
-        this.progress(chunk.sector + chunk.view.length / this.ss);
-      }
-      await Promise.all(jobs);
-    } catch (err) {
-      await Promise.allSettled([...jobs, ...reads]);
-      for (const c of chunks) pool.give(c.buffer);
-      for (const r of reads.slice(chunks.length)) {
-        const c = await r.catch(() => null);
-        if (c) pool.give(c.buffer);
-      }
-      throw err;
+    if (this.resilience === 'journal') {
+      await this.readData(first, record);
+      return { first, count, record };
     }
-    return { first, count, record, chunks };
+    await inLanes(Math.ceil(count / chunkSectors), FINGERPRINT_LANES, async (i) => {
+      const sector = first + i * chunkSectors;
+      const n = Math.min(chunkSectors, first + count - sector);
+      const buffer = await pool.take();
+      try {
+        const view = buffer.subarray(0, n * this.ss);
+        await this.readData(sector, view);
+        await recrypter.fingerprint(view, fingerprintsOf(record, sector - first, n, this.ss));
+      } finally {
+        pool.give(buffer); // old ciphertext only
+      }
+    });
+    return { first, count, record };
   }
 
   /**
-   * Step 4: write a prepared segment's chunks, giving each buffer back to the pool once its
-   * write has returned, then fdatasync.
+   * Step 4: rewrite a prepared segment under the new key, then fdatasync. Journal mode
+   * re-encrypts the record (the segment's old ciphertext, already safe in the journal) in
+   * place and writes it. Checksum mode reads each chunk again, and the recrypter checks it
+   * against the record before re-encrypting it (SPEC §15.6 step 4): a difference stops the run
+   * with `IO_ERROR` before that chunk is written.
    *
    * Nothing reaches the disk until an fdatasync asks for it (the page cache holds gigabytes
    * here), so flushes are started while the later chunks are still being written: the disk
    * works during the writes instead of after them, and the final flush has little left to do.
-   * Extra fdatasyncs never weaken SPEC §15.6.
-   *
-   * The final fdatasync is this segment's own rather than the next segment's step 2 flush (as
-   * it once was, to save a flush): that way it runs while the next segment is still being
-   * read and re-encrypted, instead of after (bench/PERFORMANCE.md, "Round 3").
+   * Extra fdatasyncs never weaken SPEC §15.6. The final fdatasync is this segment's own, so it
+   * runs while the next segment is fingerprinted (bench/PERFORMANCE.md, "Round 3").
    */
-  private async writeSegment(p: Prepared, pool: BufferPool): Promise<void> {
+  private async rewriteSegment(
+    p: Prepared,
+    chunkSectors: number,
+    pool: BufferPool,
+    recrypter: Recrypter,
+    writesReturned: () => void,
+  ): Promise<void> {
+    const journal = this.resilience === 'journal';
+    const total = Math.ceil(p.count / chunkSectors);
     let flushing: Promise<void> | null = null;
-    let given = 0;
+    let written = 0;
     try {
-      for (const c of p.chunks) {
-        await this.storage.writeAt(this.dataOffset(c.sector), c.view);
-        pool.give(c.buffer);
-        given++;
-        if (flushing === null && given < p.chunks.length) {
+      await inLanes(total, REWRITE_LANES, async (i) => {
+        const sector = p.first + i * chunkSectors;
+        const n = Math.min(chunkSectors, p.first + p.count - sector);
+        const at = (sector - p.first) * this.ss;
+        const buffer = journal ? null : await pool.take();
+        try {
+          let view: Uint8Array;
+          let expected: Uint8Array | undefined;
+          if (buffer === null) view = p.record.subarray(at, at + n * this.ss);
+          else {
+            view = buffer.subarray(0, n * this.ss);
+            await this.readData(sector, view);
+            expected = fingerprintsOf(p.record, sector - p.first, n, this.ss);
+          }
+          const mismatch = await recrypter.recrypt(view, sector, expected);
+          if (mismatch >= 0) {
+            const block = sector * (this.ss / FINGERPRINT_BLOCK_BYTES) + mismatch;
+            throw new IoError(
+              'IO_ERROR',
+              `re-encrypting: 512-byte block ${block} of the data area read back different ` +
+                `from when its segment was recorded (another program writing the container, ` +
+                `or a failing disk); stopped before rewriting it`,
+            );
+          }
+          await this.storage.writeAt(this.dataOffset(sector), view);
+        } finally {
+          if (buffer !== null) pool.give(buffer);
+        }
+        written++;
+        this.progress(p.first + Math.min(p.count, written * chunkSectors));
+        if (flushing === null && written < total) {
           const f: Promise<void> = this.storage.syncData().finally(() => {
             if (flushing === f) flushing = null;
           });
           f.catch(() => undefined); // awaited below
           flushing = f;
         }
-      }
+      });
+      writesReturned();
       if (flushing !== null) await flushing;
       await this.storage.syncData();
     } finally {
       if (flushing !== null) await (flushing as Promise<void>).catch(() => undefined);
-      for (const c of p.chunks.slice(given)) pool.give(c.buffer);
     }
   }
 }
 
-/** A pool buffer holding one chunk of a prepared segment. */
-interface Chunk {
-  buffer: Uint8Array;
-  view: Uint8Array;
-  sector: number;
+/** The part of a checksum record (SPEC §15.5) for `n` sectors from `offset` in its segment. */
+function fingerprintsOf(record: Uint8Array, offset: number, n: number, ss: number): Uint8Array {
+  const perSector = (ss / FINGERPRINT_BLOCK_BYTES) * FINGERPRINT_BYTES;
+  return record.subarray(offset * perSector, (offset + n) * perSector);
+}
+
+/**
+ * Run `job(0)` … `job(count - 1)`, at most `lanes` at a time, in order of starting. Every job
+ * has settled when this returns or throws (the first failure; no job starts after it), so no
+ * read or write is left running behind the caller.
+ */
+async function inLanes(
+  count: number,
+  lanes: number,
+  job: (index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | null = null;
+  const lane = async () => {
+    while (failure === null && next < count) {
+      try {
+        await job(next++);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, count) }, lane));
+  if (failure !== null) throw (failure as { err: unknown }).err;
 }
 
 /** Reusable chunk buffers, created on demand up to a limit; `take()` then waits for one back. */

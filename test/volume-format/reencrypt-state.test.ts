@@ -17,6 +17,7 @@ import { decodeHeaderCopy, encodeHeaderCopy } from '../../volume-format/header.j
 import {
   type ReencryptState,
   buildChecksumRecord,
+  findChecksumMismatch,
   writeChecksumRecord,
   checkNotReencrypting,
   decodeReencryptState,
@@ -215,6 +216,30 @@ test('§15.5: record sizes, slots and the largest segment', () => {
   assert.equal(shared.slice(5, 69), rec);
   assert.throws(() => writeChecksumRecord(src.subarray(1), new Uint8Array(63)), RangeError);
   assert.throws(() => writeChecksumRecord(new Uint8Array(100), new Uint8Array(3)), RangeError);
+});
+
+test('§15.6 step 4: a second read is checked against the record, block by block', () => {
+  const cipher = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7) & 0xff);
+  const rec = buildChecksumRecord(cipher);
+  assert.is(findChecksumMismatch(cipher, rec), -1);
+  // A change inside a fingerprint is found at its 512-byte block, on the aligned path and on
+  // the byte path (an unaligned view).
+  const unaligned = new Uint8Array(4097).subarray(1);
+  const flip = (b: Uint8Array, at: number, bit: number) => b.set([b[at]! ^ bit], at);
+  for (const view of [Uint8Array.from(cipher), unaligned]) {
+    view.set(cipher);
+    flip(view, 5 * 512 + 15, 1);
+    assert.is(findChecksumMismatch(view, rec), 5);
+    flip(view, 2 * 512, 0x80);
+    assert.is(findChecksumMismatch(view, rec), 2, 'the first block that differs');
+  }
+  // Bytes past a block's first 16 are not fingerprinted, so a change there is not seen (the
+  // record only has to tell old ciphertext from new, SPEC §15.5).
+  const tail = Uint8Array.from(cipher);
+  flip(tail, 3 * 512 + 16, 1);
+  assert.is(findChecksumMismatch(tail, rec), -1);
+  assert.throws(() => findChecksumMismatch(cipher, rec.subarray(1)), RangeError);
+  assert.throws(() => findChecksumMismatch(cipher.subarray(1), rec), RangeError);
 });
 
 test('§15.7: a sector torn between old and new blocks is recovered block by block', () => {

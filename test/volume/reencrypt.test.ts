@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { JOURNAL_OFFSET } from '../../volume-format/constants.js';
 import { decodeReencryptState, isReencrypting } from '../../volume-format/reencrypt-state.js';
 import { FileStorage } from '../../src/io/file-storage.js';
+import type { Storage } from '../../src/io/storage.js';
 import { readHeaderChoice } from '../../src/volume/header-store.js';
 import { resumeReencrypt, startReencrypt } from '../../src/volume/reencrypt.js';
 import { addKeyslot, createVolume, openVolume } from '../../src/index.js';
@@ -260,6 +261,47 @@ test('the journal digest guards recovery: a damaged record is JOURNAL_CORRUPT', 
     assert.is((err as { code?: string }).code, 'JOURNAL_CORRUPT');
   }
 });
+
+for (const threads of [0, 1]) {
+  test(`a segment that reads back different in step 4 is not rewritten (threads: ${threads})`, async () => {
+    const path = join(dir, `reread-${threads}.img`);
+    const { plain } = await makeVolume(path, 1 << 20);
+    const inner = await FileStorage.open(path);
+    const dataOffset = (await header(path)).dataOffset;
+    // The second segment (sectors 64..127) is read twice: for its record (step 1), then to be
+    // re-encrypted (step 4, SPEC §15.6). The second read comes back with a bit flipped in its
+    // 512-byte block 3, as a failing disk or another writer could make it.
+    const target = dataOffset + 64 * 4096;
+    let reads = 0;
+    const flaky: Storage = Object.assign(Object.create(inner) as FileStorage, {
+      async readInto(offset: number, buffer: Uint8Array): Promise<number> {
+        const n = await inner.readInto(offset, buffer);
+        if (offset === target && ++reads === 2) buffer[3 * 512 + 5]! ^= 1;
+        return n;
+      },
+    });
+    try {
+      await startReencrypt(path, {
+        keep: new Map([[0, { passphrase: PASS }]]),
+        segmentBytes: 256 * 1024,
+        storage: flaky,
+        threads,
+      });
+      assert.unreachable();
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'IO_ERROR');
+      assert.match((err as Error).message, /block 515 of the data area read back different/);
+    }
+    assert.is(reads, 2);
+    const state = decodeReencryptState((await header(path)).featureArea, await header(path));
+    assert.is(state.sectorsDone, 64, 'the first segment is done');
+    assert.is(state.segmentSectors, 64, 'the second is in flight, its record intact');
+    // The disk itself never changed, so recovery from the record finishes the job.
+    const report = await resumeReencrypt(path, { passphrase: PASS });
+    assert.ok(report.finished);
+    assert.equal((await readAll(path, PASS)).data, plain);
+  });
+}
 
 test.after(cleanup);
 test.run();
