@@ -27,13 +27,7 @@ export function buildChecksumRecord(ciphertext: Uint8Array): Uint8Array {
  * that re-encrypts it, just before it does.
  */
 export function writeChecksumRecord(ciphertext: Uint8Array, out: Uint8Array): void {
-  if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {
-    throw new RangeError('checksum record: length must be a multiple of 512');
-  }
-  const blocks = ciphertext.length / FINGERPRINT_BLOCK_BYTES;
-  if (out.length !== blocks * FINGERPRINT_BYTES) {
-    throw new RangeError('checksum record: output must be 16 bytes per 512-byte block');
-  }
+  const blocks = blocksOf(ciphertext, out);
   if (ciphertext.byteOffset % 4 === 0 && out.byteOffset % 4 === 0) {
     // Fast path: four 32-bit words per fingerprint.
     const src = new Uint32Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length / 4);
@@ -62,13 +56,7 @@ export function writeChecksumRecord(ciphertext: Uint8Array, out: Uint8Array): vo
  * since recovery trusts the record, not the second read.
  */
 export function findChecksumMismatch(ciphertext: Uint8Array, expected: Uint8Array): number {
-  if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {
-    throw new RangeError('checksum record: length must be a multiple of 512');
-  }
-  const blocks = ciphertext.length / FINGERPRINT_BLOCK_BYTES;
-  if (expected.length !== blocks * FINGERPRINT_BYTES) {
-    throw new RangeError('checksum record: expected must be 16 bytes per 512-byte block');
-  }
+  const blocks = blocksOf(ciphertext, expected);
   if (ciphertext.byteOffset % 4 === 0 && expected.byteOffset % 4 === 0) {
     // Fast path, as in writeChecksumRecord.
     const src = new Uint32Array(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length / 4);
@@ -95,4 +83,16 @@ export function findChecksumMismatch(ciphertext: Uint8Array, expected: Uint8Arra
     }
   }
   return -1;
+}
+
+/** The number of 512-byte blocks in `ciphertext`, once both lengths are checked. */
+function blocksOf(ciphertext: Uint8Array, record: Uint8Array): number {
+  if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {
+    throw new RangeError('checksum record: length must be a multiple of 512');
+  }
+  const blocks = ciphertext.length / FINGERPRINT_BLOCK_BYTES;
+  if (record.length !== blocks * FINGERPRINT_BYTES) {
+    throw new RangeError('checksum record: must be 16 bytes per 512-byte block');
+  }
+  return blocks;
 }

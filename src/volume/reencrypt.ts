@@ -59,12 +59,14 @@ import { type Recrypter, RecryptWorkers, inlineRecrypter } from './recrypt.js';
 import { unlockKeyslots } from './unlock.js';
 
 /**
- * Default segment size (a writer's choice, SPEC §15.6), capped by the journal: 48 MiB is the
- * most a checksum record fits with the 3 MiB journal of v1 writers. Larger segments mean fewer
- * flushes and header updates per GiB (bench/reencrypt.ts: 48 MiB beat 32 and 16 MiB). Memory
- * does not grow with it (step 4 reads the segment again: see the pool in `Engine.loop`).
+ * Default segment size (a writer's choice, SPEC §15.6), capped by the journal: 192 MiB is the
+ * most a checksum record fits with the 12 MiB journal of v1 writers (48 MiB with the 3 MiB
+ * journal of earlier ones). Larger segments mean fewer flushes and header updates per GiB:
+ * 1152–1161 ms per GiB against 1355–1409 for 48 MiB, and 384 MiB gained only 2 % more
+ * (bench/PERFORMANCE.md, "Round 4"). Chunk buffers do not grow with it (step 4 reads the
+ * segment again: see the pool in `Engine.loop`); the two records are 1/32 of it each.
  */
-export const DEFAULT_SEGMENT_BYTES = 48 * 1024 * 1024;
+export const DEFAULT_SEGMENT_BYTES = 192 * 1024 * 1024;
 /** Bytes read, fingerprinted or re-encrypted, and written per step inside a segment (2 MiB:
  * median 1477 ms per GiB against 1532 for 4 MiB, 10 alternating runs; less fresh memory). */
 const CHUNK_BYTES = 2 * 1024 * 1024;
@@ -92,7 +94,7 @@ export interface ReencryptRunOptions {
   storage?: Storage;
   /** Source of the new master key, salts and nonces (tests replace it). */
   rng?: Rng;
-  /** Bytes per segment (default 48 MiB), rounded down to whole sectors and capped so the
+  /** Bytes per segment (default 192 MiB), rounded down to whole sectors and capped so the
    * segment's record fits one journal slot (SPEC §15.5). */
   segmentBytes?: number;
   /**
@@ -656,10 +658,14 @@ class Engine {
       });
       if (pos < this.sectorCount) return false;
       // Step F2: the journal held fingerprints or old-key ciphertext; SPEC §2 wants it zero.
-      // Written from a buffer already in use: a fresh 3 MiB of zeros took ≈ 25 ms to write here
-      // (every page of it faulted in during the copy), a reused one ≈ 1 ms.
-      const zeros = spare ?? new Uint8Array(Math.min(this.fields.journalSize, CHUNK_BYTES));
-      zeros.fill(0);
+      // Written from a chunk buffer already in use when there is one of full size: filling a
+      // fresh 3 MiB with zeros and writing it took ≈ 25 ms here (every page faulted in), a
+      // reused one ≈ 1 ms. A fresh buffer is not filled: its pages read as zero unfaulted.
+      const size = Math.min(this.fields.journalSize, CHUNK_BYTES);
+      const zeros =
+        spare !== null && spare.length >= size
+          ? spare.subarray(0, size).fill(0)
+          : new Uint8Array(size);
       for (let at = 0; at < this.fields.journalSize; at += zeros.length) {
         const n = Math.min(zeros.length, this.fields.journalSize - at);
         await this.storage.writeAt(this.fields.journalOffset + at, zeros.subarray(0, n));

@@ -33,7 +33,7 @@ import {
 import { parseSizeRequest, planResize } from '../../volume-format/resize.js';
 import { SAMPLE_MAC_KEY, pattern, sampleFields } from '../helpers/headers.js';
 
-const layout = sampleFields(1, 4096, 8 << 20); // 2048 sectors, 3 MiB journal
+const layout = sampleFields(1, 4096, 8 << 20); // 2048 sectors, 12 MiB journal
 const NEW_KEY = pattern(64, 21);
 const OLD_KEY = pattern(64, 31);
 
@@ -132,7 +132,7 @@ test('§10 row 30: every rule of the record is enforced', () => {
       (_b, v) => {
         v.setBigUint64(R.sectorsDone, 0n, true);
         v.setBigUint64(R.segmentSectors, BigInt(count), true); // 2048 × 128 = 256 KiB fits
-        v.setUint16(R.resilience, 2, true); // journal: 8 MiB does not fit 1.5 MiB
+        v.setUint16(R.resilience, 2, true); // journal: 8 MiB does not fit 6 MiB
       },
     ],
     [
@@ -190,10 +190,18 @@ test('§15.5: record sizes, slots and the largest segment', () => {
   assert.is(journalRecordBytes('checksum', 4096, 10), 10 * 128);
   assert.is(journalRecordBytes('checksum', 512, 10), 10 * 16);
   assert.is(journalRecordBytes('journal', 4096, 10), 40960);
+  // The 12 MiB journal of v1 writers (SPEC §2): slots of 6 MiB, so segments of up to 192 MiB
+  // in checksum mode and 6 MiB in journal mode.
+  assert.is(layout.journalSize, 12 << 20);
   assert.is(journalSlotOffset(layout, 0), 1 << 20);
-  assert.is(journalSlotOffset(layout, 1), (1 << 20) + (3 << 19));
-  assert.is(maxSegmentSectors('checksum', layout) * 4096, 48 << 20);
-  assert.is(maxSegmentSectors('journal', layout) * 4096, 3 << 19);
+  assert.is(journalSlotOffset(layout, 1), (1 << 20) + (6 << 20));
+  assert.is(maxSegmentSectors('checksum', layout) * 4096, 192 << 20);
+  assert.is(maxSegmentSectors('journal', layout) * 4096, 6 << 20);
+  // The 3 MiB journal of earlier writers: 48 MiB and 1.5 MiB.
+  const earlier = { ...layout, journalSize: 3 << 20, dataOffset: 4 << 20 };
+  assert.is(journalSlotOffset(earlier, 1), (1 << 20) + (3 << 19));
+  assert.is(maxSegmentSectors('checksum', earlier) * 4096, 48 << 20);
+  assert.is(maxSegmentSectors('journal', earlier) * 4096, 3 << 19);
   const rec = buildChecksumRecord(Uint8Array.from({ length: 2048 }, (_, i) => i & 0xff));
   assert.is(rec.length, 64);
   assert.equal(
@@ -293,7 +301,7 @@ test('§16: resize plans', () => {
   const grow = planResize(l, { kind: 'absolute', bytes: 128 << 20 });
   assert.equal(
     [grow.direction, grow.oldSectorCount, grow.newSectorCount, grow.newContainerSize],
-    ['grow', 16384, 32768, (4 << 20) + (128 << 20)],
+    ['grow', 16384, 32768, l.dataOffset + (128 << 20)],
   );
   assert.is(planResize(l, { kind: 'shrink', bytes: 16 << 20 }).newDataSize, 48 << 20);
   assert.is(planResize(l, { kind: 'grow', bytes: 0 }).direction, 'none');

@@ -250,7 +250,7 @@ test('the journal digest guards recovery: a damaged record is JOURNAL_CORRUPT', 
   const s = await FileStorage.open(path);
   // Flip bits rather than write a constant: the record is ciphertext, so any fixed byte value
   // is already there one time in 256 and would leave the record undamaged.
-  const at = JOURNAL_OFFSET + state.journalSlot * (3 << 19) + 3;
+  const at = JOURNAL_OFFSET + (state.journalSlot * (await header(path)).journalSize) / 2 + 3;
   const byte = await s.readAt(at, 1);
   await s.writeAt(at, new Uint8Array([byte[0]! ^ 0xff]));
   await s.close();

@@ -86,7 +86,7 @@ test('container is created with mode 0600 and the layout size', async () => {
   await v.close();
   const st = statSync(path);
   assert.is(st.mode & 0o777, 0o600);
-  assert.is(st.size, 4 * 1024 * 1024 + (1 << 20));
+  assert.is(st.size, (13 << 20) + (1 << 20)); // SPEC §2: the data area starts at 13 MiB
 });
 
 test('out-of-range and read-only access is refused', async () => {
