@@ -4,7 +4,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inspectVolume, openVolume } from '../../src/index.js';
+import { startReencrypt } from '../../src/volume/reencrypt.js';
+import { growVolumeData } from '../../src/volume/resize.js';
+import { planResize } from '../../volume-format/resize.js';
 
 const FIXTURES = new URL('../../../test/fixtures/', import.meta.url).pathname;
 const PASSPHRASE = 'fixture v1 passphrase';
@@ -38,6 +44,37 @@ test('the fixtures refuse a wrong passphrase', async () => {
     assert.unreachable();
   } catch (err) {
     assert.is((err as { code?: string }).code, 'WRONG_PASSPHRASE');
+  }
+});
+
+test('a fixture (3 MiB journal of earlier writers, SPEC §2) re-encrypts and resizes', async () => {
+  // On a copy: the fixtures themselves never change.
+  const dir = mkdtempSync(join(tmpdir(), 'cryptainer-fixture-'));
+  try {
+    const path = join(dir, 'copy.img');
+    copyFileSync(FIXTURES + 'v1-sector4096.img', path);
+    const report = await startReencrypt(path, {
+      keep: new Map([[0, { passphrase: PASSPHRASE }]]),
+      segmentBytes: 16 * 1024,
+    });
+    assert.ok(report.finished);
+    const rw = await openVolume(path, { passphrase: PASSPHRASE });
+    try {
+      await growVolumeData(rw, planResize(rw.header, { kind: 'grow', bytes: 64 * 1024 }));
+    } finally {
+      await rw.close();
+    }
+    const v = await openVolume(path, { passphrase: PASSPHRASE, readOnly: true });
+    try {
+      assert.is(v.sizeBytes, 128 * 1024);
+      const drive = await v.read(0, 64 * 1024);
+      assert.is(createHash('sha256').update(drive).digest('hex'), DRIVE_SHA256);
+    } finally {
+      await v.close();
+    }
+    assert.is(statSync(path).size, (4 << 20) + 128 * 1024, 'the 4 MiB data offset is kept');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
