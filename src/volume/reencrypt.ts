@@ -551,8 +551,9 @@ class Engine {
         // buffer ≈ 16 ms, 64 MiB 185–236 ms), while reading 48 MiB again from the page cache
         // costs ≈ 5 ms (bench/PERFORMANCE.md, "Round 4").
         const pool = new BufferPool(() => recrypter.allocate(chunkSectors * this.ss), POOL_BUFFERS);
-        // Two record buffers, used in turn: a segment's record is written and flushed (step 2)
-        // before the segment after it starts to be prepared.
+        // Two record buffers, used in turn: step 4 still reads a segment's record (checksum) or
+        // re-encrypts it in place (journal) while the next segment is prepared into the other;
+        // the segment after that starts only once that step 4 is over (its step 3 waits for it).
         const recordBytes = journalRecordBytes(this.resilience, this.ss, segment);
         const records = [recrypter.allocate(recordBytes), recrypter.allocate(recordBytes)];
         let recordTurn = 0;
@@ -576,7 +577,7 @@ class Engine {
         try {
           while (ahead !== null) {
             if (this.options.signal?.aborted) break;
-            // Step 1, run while the previous segment was being written.
+            // Step 1, run while the previous segment's flush ran.
             const prepared = await ahead;
             ahead = null;
             // Step 2: the record goes to the slot the current header does not reference, while
