@@ -5,30 +5,24 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHEAP_KDF, runCli } from '../helpers/cli.js';
-import { forceCleanup, sh, withTimeout } from '../helpers/mount.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import {
+  cliOk as ok,
+  forceCleanup,
+  mountInfo as mounted,
+  mountTestDir,
+  sh,
+  withRawDrive,
+  sleep,
+  withTimeout,
+} from '../helpers/mount.js';
 
-const { dir, cleanup } = makeTempDir();
-const runtime = join(dir, 'run');
-process.env.CRYPTAINER_RUNTIME_DIR = runtime;
-const pass = join(dir, 'pass');
-writeFileSync(pass, 'crash test passphrase\n');
+const { dir, cleanup, runtime, pass, mnt } = mountTestDir('crash test passphrase');
 const vol = join(dir, 'v.img');
-const mnt = join(dir, 'mnt');
-mkdirSync(mnt);
 const TEST_MS = 300_000;
-
-function ok(args: string[]): string {
-  const r = runCli(args, '', 180_000);
-  assert.is(r.status, 0, `cryptainer ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-const mounted = (): string => readFileSync('/proc/self/mountinfo', 'utf8');
 const loops = (): string => sh('losetup', ['-a']).stdout;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Mount, start writing, SIGKILL the server mid-write; returns (once the writer has stopped)
@@ -75,9 +69,7 @@ test('SIGKILL during writes: unmount cleans up, volume opens, e2fsck repairs, mo
       assert.not.ok(attached(loop), `${loop} detached`);
       assert.equal(JSON.parse(ok(['list', '--json'])), []);
       ok(['check', vol, '--passphrase-file', pass]); // the lock of the dead server is taken over
-      ok(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none']);
-      try {
-        const drive = join(mnt, 'volume');
+      await withRawDrive(vol, mnt, pass, (drive) => {
         const fix = sh('e2fsck', ['-fy', drive], 120_000);
         assert.ok(
           fix.status !== null && fix.status <= 2,
@@ -85,9 +77,7 @@ test('SIGKILL during writes: unmount cleans up, volume opens, e2fsck repairs, mo
         );
         const again = sh('e2fsck', ['-fn', drive], 120_000);
         assert.is(again.status, 0, again.stdout);
-      } finally {
-        ok(['unmount', mnt]);
-      }
+      });
       ok(['mount', vol, mnt, '--passphrase-file', pass]);
       writeFileSync(join(mnt, 'after'), 'still works');
       ok(['unmount', mnt]);

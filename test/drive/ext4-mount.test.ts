@@ -4,40 +4,27 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHEAP_KDF, runCli } from '../helpers/cli.js';
 import {
   CANARIES,
+  cliOk as ok,
   findInFile,
   forceCleanup,
+  mountInfo as mounts,
+  mountTestDir,
   run,
   sh,
   snapshotTree,
+  withRawDrive,
   withTimeout,
   writeTree,
 } from '../helpers/mount.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
-const { dir, cleanup } = makeTempDir();
-const runtime = join(dir, 'run');
-process.env.CRYPTAINER_RUNTIME_DIR = runtime; // runCli passes our environment on
-const pass = join(dir, 'pass');
-writeFileSync(pass, 'ext4 test passphrase\n');
+const { dir, cleanup, runtime, pass, mnt } = mountTestDir('ext4 test passphrase');
 const vol = join(dir, 'v.img');
-const mnt = join(dir, 'mnt');
-mkdirSync(mnt);
 const TEST_MS = 240_000;
-
-function ok(args: string[], input = ''): string {
-  const r = runCli(args, input, 120_000);
-  assert.is(r.status, 0, `cryptainer ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function mounts(): string {
-  return readFileSync('/proc/self/mountinfo', 'utf8');
-}
 
 let snapshot: Record<string, string> = {};
 
@@ -138,16 +125,12 @@ test('the container holds none of the plaintext; e2fsck -fn is clean', async () 
     (async () => {
       assert.equal(findInFile(vol, CANARIES), [], 'no canary in the container');
       // Positive control: the decrypted drive does contain them.
-      ok(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none']);
-      try {
-        const drive = join(mnt, 'volume');
+      await withRawDrive(vol, mnt, pass, (drive) => {
         assert.is(statSync(drive).size, 48 * 1024 * 1024);
         assert.is(findInFile(drive, CANARIES).length, CANARIES.length);
         const fsck = sh('e2fsck', ['-fn', drive], 120_000);
         assert.is(fsck.status, 0, fsck.stdout + fsck.stderr);
-      } finally {
-        ok(['unmount', mnt]);
-      }
+      });
     })(),
     TEST_MS,
     'canaries and fsck',

@@ -3,37 +3,26 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHEAP_KDF, runCli } from '../helpers/cli.js';
+import { CHEAP_KDF } from '../helpers/cli.js';
 import {
   CANARIES,
+  cliOk as ok,
   findInFile,
   forceCleanup,
+  mountInfo as mounted,
+  mountTestDir,
   sh,
+  sleep,
   snapshotTree,
+  withRawDrive,
   withTimeout,
   writeTree,
 } from '../helpers/mount.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
-const { dir, cleanup } = makeTempDir();
-const runtime = join(dir, 'run');
-process.env.CRYPTAINER_RUNTIME_DIR = runtime;
-const pass = join(dir, 'pass');
-writeFileSync(pass, 'ntfs test passphrase\n');
+const { dir, cleanup, runtime, pass, mnt } = mountTestDir('ntfs test passphrase');
 const vol = join(dir, 'n.img');
-const mnt = join(dir, 'mnt');
-mkdirSync(mnt);
 const TEST_MS = 300_000;
-
-function ok(args: string[]): string {
-  const r = runCli(args, '', 180_000);
-  assert.is(r.status, 0, `cryptainer ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-const mounted = (): string => readFileSync('/proc/self/mountinfo', 'utf8');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let snapshot: Record<string, string> = {};
 
@@ -73,15 +62,11 @@ test('no plaintext in the container; ntfsfix -n is clean', async () => {
   await withTimeout(
     (async () => {
       assert.equal(findInFile(vol, CANARIES), []);
-      ok(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none']);
-      try {
-        const drive = join(mnt, 'volume');
+      await withRawDrive(vol, mnt, pass, (drive) => {
         assert.is(findInFile(drive, CANARIES).length, CANARIES.length, 'positive control');
         const fix = sh('ntfsfix', ['-n', drive]);
         assert.is(fix.status, 0, fix.stdout + fix.stderr);
-      } finally {
-        ok(['unmount', mnt]);
-      }
+      });
     })(),
     TEST_MS,
     'canaries',
@@ -112,14 +97,10 @@ test('SIGKILL of the server during writes: unmount cleans up, the volume opens, 
       assert.not.ok(mounted().includes(dir), 'every layer is gone');
       assert.equal(JSON.parse(ok(['list', '--json'])), []);
       ok(['check', vol, '--passphrase-file', pass]);
-      ok(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none']);
-      try {
-        const drive = join(mnt, 'volume');
+      await withRawDrive(vol, mnt, pass, (drive) => {
         const fix = sh('ntfsfix', ['-d', drive]);
         assert.is(fix.status, 0, fix.stdout + fix.stderr);
-      } finally {
-        ok(['unmount', mnt]);
-      }
+      });
       ok(['mount', vol, mnt, '--passphrase-file', pass]);
       try {
         // Everything written before the crash that was complete is still there.

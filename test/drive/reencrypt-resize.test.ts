@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeReencryptState, isReencrypting } from '../../volume-format/reencrypt-state.js';
 import { FileStorage } from '../../src/io/file-storage.js';
@@ -18,19 +18,14 @@ import {
   sh,
   sha256File,
   snapshotTree,
+  mountTestDir,
+  withRawDrive,
   withTimeout,
   writeTree,
 } from '../helpers/mount.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
-const { dir, cleanup } = makeTempDir();
-const runtime = join(dir, 'run');
-process.env.CRYPTAINER_RUNTIME_DIR = runtime;
-const pass = join(dir, 'pass');
-writeFileSync(pass, 'acceptance passphrase\n');
-const mnt = join(dir, 'mnt');
-mkdirSync(mnt);
+const { dir, cleanup, runtime, pass, mnt } = mountTestDir('acceptance passphrase');
 const TEST_MS = 600_000;
 const MiB = 1024 * 1024;
 
@@ -64,15 +59,11 @@ function mountedSnapshot(vol: string): { tree: Record<string, string>; fsBytes: 
 }
 
 /** The filesystem checker, read-only, on the raw drive. */
-function fsckClean(vol: string, kind: 'ext4' | 'ntfs'): void {
-  ok(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none']);
-  try {
-    const drive = join(mnt, 'volume');
+async function fsckClean(vol: string, kind: 'ext4' | 'ntfs'): Promise<void> {
+  await withRawDrive(vol, mnt, pass, (drive) => {
     const r = kind === 'ext4' ? sh('e2fsck', ['-fn', drive]) : sh('ntfsfix', ['-n', drive]);
     assert.is(r.status, 0, `${kind} check: ${r.stdout}${r.stderr}`);
-  } finally {
-    ok(['unmount', mnt]);
-  }
+  });
 }
 
 async function progress(vol: string): Promise<{ flagged: boolean; done: number }> {
@@ -130,7 +121,7 @@ test('acceptance: ext4 256M, reencrypt killed halfway and resumed, resize 512M t
       assert.is(resumed.status, 0, resumed.stderr);
       assert.is.not(masterKey(vol), keyBefore, 'new master key');
       assert.equal(mountedSnapshot(vol).tree, tree, 'files intact after reencrypt');
-      fsckClean(vol, 'ext4');
+      await fsckClean(vol, 'ext4');
 
       const grow = ok(['resize', vol, '--size', '512M', '--passphrase-file', pass]);
       assert.match(grow, /256 MiB -> 512 MiB/);
@@ -138,7 +129,7 @@ test('acceptance: ext4 256M, reencrypt killed halfway and resumed, resize 512M t
       const big = mountedSnapshot(vol);
       assert.equal(big.tree, tree, 'files intact after grow');
       assert.ok(big.fsBytes > 400 * MiB, `filesystem grew: ${big.fsBytes}`);
-      fsckClean(vol, 'ext4');
+      await fsckClean(vol, 'ext4');
 
       ok(['resize', vol, '--size', '200M', '--passphrase-file', pass]);
       assert.is(dataSize(vol), 200 * MiB);
@@ -146,7 +137,7 @@ test('acceptance: ext4 256M, reencrypt killed halfway and resumed, resize 512M t
       const small = mountedSnapshot(vol);
       assert.equal(small.tree, tree, 'files intact after shrink');
       assert.ok(small.fsBytes <= 200 * MiB && small.fsBytes > 150 * MiB, `fs ${small.fsBytes}`);
-      fsckClean(vol, 'ext4');
+      await fsckClean(vol, 'ext4');
 
       // Below what the files use: refused, nothing written.
       const hash = sha256File(vol);
@@ -171,7 +162,7 @@ test('acceptance: ext4 256M, reencrypt killed halfway and resumed, resize 512M t
       ok(['resize', vol, '--size=-16M', '--passphrase-file', pass]);
       assert.is(dataSize(vol), 240 * MiB);
       assert.equal(mountedSnapshot(vol).tree, tree);
-      fsckClean(vol, 'ext4');
+      await fsckClean(vol, 'ext4');
       assert.equal(findInFile(vol, CANARIES), [], 'no plaintext in the container');
     })(),
     TEST_MS,
@@ -202,11 +193,11 @@ test('ntfs: grow and shrink with files intact, ntfsfix clean; below the minimum 
       const big = mountedSnapshot(vol);
       assert.equal(big.tree, tree);
       assert.ok(big.fsBytes > 90 * MiB, `ntfs grew: ${big.fsBytes}`);
-      fsckClean(vol, 'ntfs');
+      await fsckClean(vol, 'ntfs');
       ok(['resize', vol, '--size', '40M', '--passphrase-file', pass]);
       assert.is(dataSize(vol), 40 * MiB);
       assert.equal(mountedSnapshot(vol).tree, tree);
-      fsckClean(vol, 'ntfs');
+      await fsckClean(vol, 'ntfs');
       const hash = sha256File(vol);
       const r = cli(['resize', vol, '--size', '4M', '--passphrase-file', pass]);
       assert.is(r.status, 1, r.stderr);

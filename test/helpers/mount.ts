@@ -1,8 +1,9 @@
 /**
- * Helpers for the real-mount tests (test/drive): time limits (uvu has none), a file tree with
- * canaries, hashing, a canary scan of the container, and a last-resort cleanup that undoes
- * every mount and loop device under a test directory.
+ * Helpers for the real-mount tests (test/drive): the per-file setup, time limits (uvu has
+ * none), a file tree with canaries, hashing, a canary scan of the container, and a last-resort
+ * cleanup that undoes every mount and loop device under a test directory.
  */
+import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -23,6 +24,67 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
+import { runCli } from './cli.js';
+import { makeTempDir } from './tmp.js';
+
+/** What a real-mount test file works in (see {@link mountTestDir}). */
+export interface MountTestDir {
+  dir: string;
+  cleanup: () => void;
+  /** The mount registry (`CRYPTAINER_RUNTIME_DIR`), inside `dir`. */
+  runtime: string;
+  /** A passphrase file. */
+  pass: string;
+  /** An empty mount point. */
+  mnt: string;
+}
+
+/**
+ * A temporary directory with a passphrase file (`passphrase` and a newline) and a mount
+ * point, and the mount registry moved into it: this process's environment is what `runCli`
+ * passes on, so every CLI run of the file uses it, and {@link forceCleanup} finds its servers.
+ */
+export function mountTestDir(passphrase: string): MountTestDir {
+  const { dir, cleanup } = makeTempDir();
+  const runtime = join(dir, 'run');
+  process.env.CRYPTAINER_RUNTIME_DIR = runtime;
+  const pass = join(dir, 'pass');
+  writeFileSync(pass, `${passphrase}\n`);
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  return { dir, cleanup, runtime, pass, mnt };
+}
+
+/** Run the CLI, assert it exited 0 (naming the command and its stderr), return its stdout. */
+export function cliOk(args: string[], input = '', timeoutMs = 180_000): string {
+  const r = runCli(args, input, timeoutMs);
+  assert.is(r.status, 0, `cryptainer ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** This process's view of the mount table. */
+export const mountInfo = (): string => readFileSync('/proc/self/mountinfo', 'utf8');
+
+/** Wait `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Mount `vol` at `mnt` as a raw drive (`--filesystem none`), run `check` on the drive file,
+ * and unmount, even when `check` throws.
+ */
+export async function withRawDrive(
+  vol: string,
+  mnt: string,
+  pass: string,
+  check: (drive: string) => void | Promise<void>,
+): Promise<void> {
+  cliOk(['mount', vol, mnt, '--passphrase-file', pass, '--filesystem', 'none']);
+  try {
+    await check(join(mnt, 'volume'));
+  } finally {
+    cliOk(['unmount', mnt]);
+  }
+}
 
 /** Reject if `promise` does not settle within `ms` (so a hung mount fails the test, not CI). */
 export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
