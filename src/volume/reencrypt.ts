@@ -548,8 +548,8 @@ class Engine {
         // Few on purpose: step 1 keeps only the record and step 4 reads the segment again (SPEC
         // §15.6 allows it) instead of holding a whole segment of new ciphertext. Fresh memory is
         // what is expensive here: first touching a page costs ≈ 14 µs on the project VM (a 4 MiB
-        // buffer ≈ 16 ms, 64 MiB 185–236 ms), while reading 48 MiB again from the page cache
-        // costs ≈ 5 ms (bench/PERFORMANCE.md, "Round 4").
+        // buffer ≈ 16 ms, 64 MiB 185–236 ms), while reading a segment again from the page cache
+        // costs ≈ 5 ms per 48 MiB (bench/PERFORMANCE.md, "Round 4").
         const pool = new BufferPool(() => recrypter.allocate(chunkSectors * this.ss), POOL_BUFFERS);
         // Two record buffers, used in turn: step 4 still reads a segment's record (checksum) or
         // re-encrypts it in place (journal) while the next segment is prepared into the other;
@@ -616,8 +616,8 @@ class Engine {
             slot ^= 1;
             // Step 1 of the next segment once this one's writes have returned, while its flush
             // runs: alongside the writes, its fingerprinting held up their re-encryption on the
-            // worker (a 48 MiB segment took ≈ 55 ms instead of ≈ 45). A failed step 4 throws
-            // here, before anything else is read.
+            // worker (measured with 48 MiB segments: ≈ 55 ms each instead of ≈ 45). A failed
+            // step 4 throws here, before anything else is read.
             await Promise.race([written, inflight]);
             ahead = startPrepare(pos);
           }
