@@ -1,7 +1,7 @@
 /**
  * `npm run fuzz`: the behind-the-MAC fuzzer of test/fuzz/ at scale (issue 12). Runs decode-level
  * cases (one copy, a pair of copies, a backup file) and container-level cases (open, read-only
- * open, repair of a whole volume in memory) in batches, prints progress, and ends with one
+ * open, repair, re-encryption resume of a whole volume in memory) in batches, prints progress, and ends with one
  * count line. Exit status 1 on the first failing batch, whose report names the seed and path
  * that replay it.
  *
@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arbContainerCase, preparePool, runContainerCase } from '../test/fuzz/container-cases.js';
+import { arbResumeCase, runResumeCase } from '../test/fuzz/resume-cases.js';
 import { tally } from '../test/fuzz/format-cases.js';
 import {
   type FormatKind,
@@ -65,12 +66,23 @@ async function main(): Promise<number> {
       }
       if (container > 0) {
         const path = join(dir, 'fuzz.img');
+        // Container-level share: three quarters open/repair, one quarter re-encryption resume.
+        const resume = Math.floor(container / 4);
+        results.push(
+          await runAsyncFuzz(
+            'resume',
+            arbResumeCase,
+            (c) => runResumeCase(c, path),
+            resume,
+            batchSeed,
+          ),
+        );
         results.push(
           await runAsyncFuzz(
             'container',
             arbContainerCase,
             (c) => runContainerCase(c, path),
-            container,
+            container - resume,
             batchSeed,
           ),
         );

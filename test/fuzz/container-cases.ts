@@ -32,7 +32,7 @@ import { type HeaderPlan, arbHeaderPlan, bytesFrom, headerFields } from './gener
 import { type Mutation, type Seal, applyMutation, arbMutations, seal } from './mutate.js';
 import { expectedChoice, sameContent } from './oracle.js';
 
-const RIGHT = 'fuzz passphrase';
+export const RIGHT = 'fuzz passphrase';
 const WRONG = 'another passphrase';
 /** The Argon2id settings container cases wrap with (cheap, several so the AAD varies). */
 const POOL_PARAMS: Argon2idParams[] = [
@@ -69,7 +69,7 @@ export async function preparePool(): Promise<void> {
 }
 
 /** A keyslot of a generated container: whose secret it wraps, and which key. */
-type SlotKind = null | { secret: 'right' | 'wrong'; weakKey: boolean; entry: number };
+export type SlotKind = null | { secret: 'right' | 'wrong'; weakKey: boolean; entry: number };
 
 /** One whole-container case. */
 export interface ContainerCase {
@@ -85,7 +85,7 @@ export interface ContainerCase {
   op: 'open' | 'open-read-only' | 'repair';
 }
 
-const arbSlot: fc.Arbitrary<SlotKind> = fc.oneof(
+export const arbSlot: fc.Arbitrary<SlotKind> = fc.oneof(
   { weight: 3, arbitrary: fc.constant(null) },
   {
     weight: 2,
@@ -119,7 +119,7 @@ function fail(why: string): never {
 }
 
 /** The master key of a case: two different halves, or equal ones for a weak slot. */
-function masterKeyOf(seed: number, weak: boolean): Uint8Array {
+export function masterKeyOf(seed: number, weak: boolean): Uint8Array {
   const key = bytesFrom(seed ^ 0x77, 64);
   key[0]! ^= 0x80; // halves differ unless made equal below
   key[32] = key[0]! ^ 1;
@@ -128,8 +128,8 @@ function masterKeyOf(seed: number, weak: boolean): Uint8Array {
 }
 
 /** Build the keyslots (real wraps from the KEK pool) and the master key the MAC is keyed with. */
-function buildSlots(
-  c: ContainerCase,
+export function buildSlots(
+  c: { slots: SlotKind[]; plan: { seed: number } },
   uuid: Uint8Array,
 ): { keyslots: Keyslot[]; masterKey: Uint8Array } {
   const masterKey = masterKeyOf(c.plan.seed, false);
@@ -147,7 +147,7 @@ function buildSlots(
 }
 
 /** Fail before an open that could run Argon2 on costly in-limit parameters from a mutation. */
-function guardKdfCost(fields: HeaderFields): void {
+export function guardKdfCost(fields: HeaderFields): void {
   for (const s of fields.keyslots) {
     if (s.state === 'active' && s.kdf.memoryKiB * s.kdf.timeCost > MAX_KDF_WORK) {
       fail(`fuzzer bug: costly KDF parameters reached open (${JSON.stringify(s.kdf)})`);
@@ -177,17 +177,7 @@ function expectedOpen(
   guardKdfCost(fields);
   // SPEC §4.2: a wrap opens only under its own volume, slot and bytes; so a slot opens iff it
   // still holds, byte for byte, a wrap made for the right secret at that index.
-  const sameUuid = constantTimeEqual(winner.subarray(H.uuid, H.uuid + 16), original.uuid);
-  let opened: SlotKind = null;
-  for (let i = 0; i < KEYSLOT_COUNT && opened === null; i++) {
-    const at = H.keyslots + KEYSLOT_SIZE * i;
-    const kind = c.slots[i];
-    const intact = constantTimeEqual(
-      winner.subarray(at, at + KEYSLOT_SIZE),
-      original.a.subarray(at, at + KEYSLOT_SIZE),
-    );
-    if (kind && kind.secret === 'right' && sameUuid && intact) opened = kind;
-  }
+  const opened = openingSlot(winner, original.a, original.uuid, c.slots);
   if (opened === null) return { code: 'WRONG_PASSPHRASE' };
   if (opened.weakKey) return { code: 'WEAK_KEY' };
   const mac = hmacSha256(
@@ -200,12 +190,36 @@ function expectedOpen(
   return { readOnly, repair: choice.repair, winner: choice.winner };
 }
 
+/**
+ * SPEC §4.2: a wrap opens only under its own volume, slot and bytes; so a slot opens iff it
+ * still holds, byte for byte, a wrap made for the right secret at that index. Returns the
+ * first such slot (the unlock order of §4.2), or null.
+ */
+export function openingSlot(
+  winner: Uint8Array,
+  original: Uint8Array,
+  uuid: Uint8Array,
+  slots: SlotKind[],
+): SlotKind {
+  if (!constantTimeEqual(winner.subarray(H.uuid, H.uuid + 16), uuid)) return null;
+  for (let i = 0; i < KEYSLOT_COUNT; i++) {
+    const at = H.keyslots + KEYSLOT_SIZE * i;
+    const kind = slots[i];
+    const intact = constantTimeEqual(
+      winner.subarray(at, at + KEYSLOT_SIZE),
+      original.subarray(at, at + KEYSLOT_SIZE),
+    );
+    if (kind && kind.secret === 'right' && intact) return kind;
+  }
+  return null;
+}
+
 /** The MAC key a fully sealed copy was sealed with (it follows the copy's own uuid bytes). */
-function macKeyFor(copy: Uint8Array, masterKey: Uint8Array): Uint8Array {
+export function macKeyFor(copy: Uint8Array, masterKey: Uint8Array): Uint8Array {
   return deriveHeaderMacKey(masterKey, copy.subarray(H.uuid, H.uuid + 16));
 }
 
-async function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+export async function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
