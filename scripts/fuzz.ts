@@ -5,11 +5,13 @@
  * count line. Exit status 1 on the first failing batch, whose report names the seed and path
  * that replay it.
  *
- * Usage: node dist/scripts/fuzz.js [--cases N] [--seed S] [--container-share F]
+ * Usage: node dist/scripts/fuzz.js [--cases N] [--seed S] [--container-share F] [--jobs J]
  *   --cases            total cases (default 1,000,000)
  *   --seed             base seed (default: from the clock; printed first)
  *   --container-share  share of cases run at container level (default 0.01)
+ *   --jobs             processes sharing the cases (default 2; job j uses seed S + j·104729)
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,4 +120,45 @@ async function main(): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main();
+/** Split the cases over `jobs` child processes (one per core), relay their output, sum. */
+async function parallel(jobs: number): Promise<number> {
+  const total = Math.floor(option('cases', 1_000_000));
+  const seed = Math.floor(option('seed', Date.now() % 2 ** 31));
+  const share = option('container-share', 0.01);
+  console.log(`fuzz: ${total} cases in ${jobs} jobs, seed ${seed}`);
+  const started = performance.now();
+  const runs = Array.from({ length: jobs }, (_, j) => {
+    const cases = Math.floor(total / jobs) + (j < total % jobs ? 1 : 0);
+    const args = [process.argv[1]!, '--jobs', '1', '--cases', `${cases}`];
+    args.push('--seed', `${(seed + j * 104729) % 2 ** 31}`, '--container-share', `${share}`);
+    return new Promise<{ code: number; cases: number }>((resolve) => {
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      let done = 0;
+      let buffered = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          console.log(`[job ${j}] ${line}`);
+          const m = /^fuzz: (\d+) cases, 0 failures/.exec(line);
+          if (m) done = Number(m[1]);
+        }
+      });
+      child.on('close', (code) => resolve({ code: code ?? 1, cases: done }));
+    });
+  });
+  const results = await Promise.all(runs);
+  const cases = results.reduce((n, r) => n + r.cases, 0);
+  const failed = results.filter((r) => r.code !== 0).length;
+  const s = ((performance.now() - started) / 1000).toFixed(0);
+  if (failed > 0) {
+    console.log(`fuzz: FAILED in ${failed} of ${jobs} jobs (see above); ${cases} cases passed`);
+    return 1;
+  }
+  console.log(`fuzz: ${cases} cases, 0 failures, seed ${seed}, ${jobs} jobs, ${s} s`);
+  return 0;
+}
+
+const jobs = Math.max(1, Math.floor(option('jobs', 2)));
+process.exitCode = jobs > 1 ? await parallel(jobs) : await main();

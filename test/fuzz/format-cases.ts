@@ -68,6 +68,9 @@ export function verdictOf<T>(what: string, f: () => T): Verdict<T> {
   }
 }
 
+/** Cases checked so far (samples the costlier determinism re-runs). */
+let checks = 0;
+
 /** How often each verdict came out, by kind of check (for the run's summary). */
 export const tally = new Map<string, number>();
 
@@ -93,16 +96,17 @@ export function checkCopy(
 ): Verdict<HeaderFields> {
   const faults = copyFaults(bytes, copy);
   const v = verdictOf(`decode copy ${copy}`, () => decodeHeaderCopy(bytes, copy));
-  const again = verdictOf(`decode copy ${copy} again`, () =>
-    decodeHeaderCopy(Uint8Array.from(bytes), copy),
-  );
+  // Determinism: decode a fresh copy of the bytes again (every 4th case: it costs a decode).
+  const again =
+    (checks++ & 3) === 0
+      ? verdictOf(`decode copy ${copy} again`, () => decodeHeaderCopy(Uint8Array.from(bytes), copy))
+      : v;
   if (again.code !== v.code) fail(`decode not deterministic: ${v.code} then ${again.code}`);
-  const codes = [...new Set(faults.map((f) => f.code))];
-  if (faults.length === 0 && v.code !== 'ok') fail(`valid copy rejected with ${v.code}`);
-  if (faults.length > 0 && !codes.includes(v.code)) {
-    fail(
-      `copy gave ${v.code}, SPEC says ${codes.join('|')} (${faults.map((f) => `row ${f.row} ${f.why}`).join('; ')})`,
-    );
+  // SPEC §8 step 2: the first failing check, in the stated order, is the copy's verdict.
+  const want = faults[0]?.code ?? 'ok';
+  if (v.code !== want) {
+    const all = faults.map((f) => `row ${f.row} ${f.why}`).join('; ');
+    fail(`copy ${copy} gave ${v.code}, SPEC §8 step 2 says ${want} (${all || 'no fault'})`);
   }
   count('copy', v.code);
   if (v.code !== 'ok') return v;
@@ -147,9 +151,25 @@ export function mutatedCopy(
   mutations: Mutation[],
   how: Seal,
 ): Uint8Array {
-  const bytes = encodeHeaderCopy(header.fields, copy, header.macKey);
+  return mutated(
+    encodeHeaderCopy(header.fields, copy, header.macKey),
+    mutations,
+    how,
+    header.macKey,
+  );
+}
+
+/** A mutated, sealed copy of the encoded copy `encoded` (left as it is). */
+function mutated(
+  encoded: Uint8Array,
+  mutations: Mutation[],
+  how: Seal,
+  macKey: Uint8Array,
+): Uint8Array {
+  if (mutations.length === 0 && how === 'full') return Uint8Array.from(encoded);
+  const bytes = Uint8Array.from(encoded);
   for (const m of mutations) applyMutation(bytes, m);
-  return seal(bytes, how, header.macKey);
+  return seal(bytes, how, macKey);
 }
 
 export function runCopyCase(c: CopyCase): void {
@@ -292,8 +312,8 @@ export function runBackupCase(c: BackupCase): void {
       BACKUP_FIELDS.find((f) => f.name === p.field)!,
       p.edit,
     );
-  edited.set(mutatedCopy(c.header, 'A', c.mutA, 'full'), 512);
-  edited.set(mutatedCopy(c.header, 'B', c.mutB, 'full'), 4608);
+  edited.set(mutated(copyA, c.mutA, 'full', c.header.macKey), 512);
+  edited.set(mutated(copyB, c.mutB, 'full', c.header.macKey), 4608);
   const sealed = Uint8Array.from(edited);
   if (c.reseal) sealed.set(createHash('sha256').update(sealed.subarray(0, 8704)).digest(), 8704);
   const file = new Uint8Array(Math.max(0, sealed.length + c.resize));
@@ -310,9 +330,10 @@ export function runBackupCase(c: BackupCase): void {
   const got = verdictOf('decodeHeaderBackup', () => decodeHeaderBackup(file));
   count('backup', got.code);
   if (got.code !== want) fail(`backup gave ${got.code}, SPEC §13.3 says ${want}`);
-  const again = verdictOf('decodeHeaderBackup again', () =>
-    decodeHeaderBackup(Uint8Array.from(file)),
-  );
+  const again =
+    (checks++ & 3) === 0
+      ? verdictOf('decodeHeaderBackup again', () => decodeHeaderBackup(Uint8Array.from(file)))
+      : got;
   if (again.code !== got.code) fail('backup decode not deterministic');
   // The prefix check sees the first 512 bytes and the length, and must agree on what it checks.
   const prefix = verdictOf('checkBackupPrefix', () =>

@@ -42,10 +42,9 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Every rule of SPEC §10 rows 1–16 and 30 that copy `bytes` breaks at `copy`'s position. Rows
- * 1–5 are checked in the order §8 step 2 fixes and the first failure ends the list (a checksum
- * that does not match makes every later field untrusted); after that, all faults are listed,
- * since a reader may meet them in any order.
+ * Every rule of SPEC §10 rows 1–16 and 30 that copy `bytes` breaks at `copy`'s position, in the
+ * order of §8 step 2, so the first is the copy's verdict. Rows 1–5 end the list at their first
+ * failure (a checksum that does not match makes every later field untrusted).
  */
 export function copyFaults(bytes: Uint8Array, copy: 'A' | 'B'): Fault[] {
   const one = (row: number, code: string, why: string): Fault[] => [{ row, code, why }];
@@ -69,7 +68,6 @@ export function copyFaults(bytes: Uint8Array, copy: 'A' | 'B'): Fault[] {
   if ((incompat & ~KNOWN_INCOMPAT) !== 0n) add(8, 'UNSUPPORTED_FEATURE', 'incompat bit');
   if (u32(b, 64) !== 1) add(9, 'HEADER_FIELD', 'cipher');
   const sectorSize = u32(b, 68);
-  if (sectorSize !== 512 && sectorSize !== 4096) add(9, 'HEADER_FIELD', 'sector_size');
   const journalOffset = u64(b, 72);
   const journalSize = u64(b, 80);
   const dataOffset = u64(b, 88);
@@ -82,6 +80,7 @@ export function copyFaults(bytes: Uint8Array, copy: 'A' | 'B'): Fault[] {
   ] as const) {
     if (v > MAX_SAFE) add(6, 'HEADER_FIELD', `${name} > 2^53-1`);
   }
+  if (sectorSize !== 512 && sectorSize !== 4096) add(9, 'HEADER_FIELD', 'sector_size');
   if (journalOffset !== 1048576n) add(10, 'HEADER_FIELD', 'journal_offset');
   if (journalSize % 4096n !== 0n || journalSize > 64n * 1048576n) {
     add(10, 'HEADER_FIELD', 'journal_size');
