@@ -32,6 +32,7 @@ import { type HeaderPlan, arbHeaderPlan, bytesFrom, headerFields } from './gener
 import { type Mutation, type Seal, applyMutation, arbMutations, seal } from './mutate.js';
 import { expectedChoice, sameContent } from './oracle.js';
 
+/** The secret the 'right' keyslots wrap (and every case unlocks with). */
 export const RIGHT = 'fuzz passphrase';
 const WRONG = 'another passphrase';
 /** The Argon2id settings container cases wrap with (cheap, several so the AAD varies). */
@@ -85,6 +86,7 @@ export interface ContainerCase {
   op: 'open' | 'open-read-only' | 'repair';
 }
 
+/** A keyslot plan: inactive, or a wrap for one of the two secrets from the KEK pool. */
 export const arbSlot: fc.Arbitrary<SlotKind> = fc.oneof(
   { weight: 3, arbitrary: fc.constant(null) },
   {
@@ -99,6 +101,7 @@ export const arbSlot: fc.Arbitrary<SlotKind> = fc.oneof(
 
 const noMutation = fc.constant<Mutation[]>([]);
 
+/** Whole-container cases; reencrypt plans kept to one in five (those stop at row 33). */
 export const arbContainerCase: fc.Arbitrary<ContainerCase> = fc.record({
   plan: arbHeaderPlan('container').map((p) => ({
     ...p,
@@ -219,6 +222,7 @@ export function macKeyFor(copy: Uint8Array, masterKey: Uint8Array): Uint8Array {
   return deriveHeaderMacKey(masterKey, copy.subarray(H.uuid, H.uuid + 16));
 }
 
+/** `p`, or a FuzzFailure after {@link CASE_TIMEOUT_MS}: a case that never answers has hung. */
 export async function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

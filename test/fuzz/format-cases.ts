@@ -136,6 +136,7 @@ export interface CopyCase {
   extra: number;
 }
 
+/** One valid header, one or more mutations, a seal, maybe trailing bytes. */
 export const arbCopyCase: fc.Arbitrary<CopyCase> = fc.record({
   header: arbFormatHeader,
   copy: fc.constantFrom<'A' | 'B'>('A', 'B'),
@@ -172,6 +173,7 @@ function mutated(
   return seal(bytes, how, macKey);
 }
 
+/** Build the copy of `c` and check its decode against the SPEC reference. */
 export function runCopyCase(c: CopyCase): void {
   const bytes = mutatedCopy(c.header, c.copy, c.mutations, c.seal);
   const input = new Uint8Array(HEADER_SIZE + c.extra);
@@ -207,6 +209,7 @@ const arbReadable = fc.constantFrom<Readable>(
   'missing',
 );
 
+/** Two copies of one volume, each possibly mutated, short or missing. */
 export const arbChoiceCase: fc.Arbitrary<ChoiceCase> = fc.record({
   header: arbFormatHeader,
   variant: fc.record({ seqidDelta: fc.constantFrom(0, 0, 1, -1, 2, -5), content: fc.boolean() }),
@@ -229,6 +232,7 @@ function readAs(bytes: Uint8Array, r: Readable): Uint8Array | null {
   return r === 'whole' ? bytes : r === 'short' ? bytes.subarray(0, 4095) : null;
 }
 
+/** Check `planHeaderChoice` on the two copies of `c` against SPEC §8 steps 3–5. */
 export function runChoiceCase(c: ChoiceCase): void {
   const a = readAs(mutatedCopy(c.header, 'A', c.mutA, c.sealA), c.readA);
   const bHeader = { ...c.header, fields: variantFields(c.header.fields, c.variant) };
@@ -280,6 +284,7 @@ const PREAMBLE_TARGETS: Field[] = BACKUP_FIELDS.filter(
   (f) => !['copyA', 'copyB', 'checksum'].includes(f.name),
 );
 
+/** A backup of a valid header, with preamble edits, mutated copies and length changes. */
 export const arbBackupCase: fc.Arbitrary<BackupCase> = fc.record({
   header: arbFormatHeader,
   preamble: fc.array(
@@ -300,6 +305,7 @@ export const arbBackupCase: fc.Arbitrary<BackupCase> = fc.record({
   reseal: fc.oneof(fc.constant(true), fc.constant(true), fc.constant(true), fc.constant(false)),
 });
 
+/** Check `decodeHeaderBackup` (and the prefix check) on `c` against SPEC §13.3. */
 export function runBackupCase(c: BackupCase): void {
   const copyA = encodeHeaderCopy(c.header.fields, 'A', c.header.macKey);
   const copyB = encodeHeaderCopy(c.header.fields, 'B', c.header.macKey);

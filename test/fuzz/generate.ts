@@ -116,6 +116,7 @@ export interface ReencryptPlan {
   slot: number;
 }
 
+/** Re-encryption record choices, boundaries (nothing done, all done) included. */
 export const arbReencryptPlan: fc.Arbitrary<ReencryptPlan> = fc.record({
   resilience: fc.constantFrom<Resilience>('checksum', 'journal'),
   doneFraction: fc.oneof(fc.constantFrom(0, 1), fc.double({ min: 0, max: 1, noNaN: true })),
@@ -163,6 +164,7 @@ const arbFlags = fc.oneof(
   { arbitrary: fc.integer({ min: 0, max: 63 }).map((b) => 1n << BigInt(b)), weight: 1 },
 );
 
+/** Header choices for `scale`: layout, seqid (up to 2^53 − 1), flags, re-encryption. */
 export function arbHeaderPlan(scale: Scale): fc.Arbitrary<HeaderPlan> {
   return fc.record({
     layout: arbLayout(scale),
@@ -209,6 +211,7 @@ export interface SealedFields {
   macKey: Uint8Array;
 }
 
+/** Valid headers for decode-level cases, with random-content keyslots. */
 export const arbFormatHeader: fc.Arbitrary<SealedFields> = fc
   .tuple(arbHeaderPlan('format'), arbSlotPlans)
   .map(([plan, slots]) => ({

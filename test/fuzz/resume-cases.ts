@@ -64,6 +64,7 @@ export interface ResumeCase {
   sealHow: Seal;
 }
 
+/** Re-encryption states on small volumes, with slot 7 always opening, maybe mutated. */
 export const arbResumeCase: fc.Arbitrary<ResumeCase> = fc.record({
   plan: fc.tuple(arbHeaderPlan('container'), arbReencryptPlan).map(([p, r]) => ({
     ...p,

@@ -32,6 +32,7 @@ export const FORMAT_KINDS = {
   backup: { arb: arbBackupCase, run: runBackupCase },
 } as const;
 
+/** The name of a decode-level kind of case. */
 export type FormatKind = keyof typeof FORMAT_KINDS;
 
 /** Run `numRuns` cases of `kind` from `seed` (synchronous: decode-level cases do no I/O). */
