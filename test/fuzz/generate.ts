@@ -10,6 +10,7 @@ import { INCOMPAT_REENCRYPT } from '../../volume-format/features.js';
 import { type HeaderFields, makeUuidV4 } from '../../volume-format/header.js';
 import type { Keyslot } from '../../volume-format/keyslot.js';
 import { type Layout, checkLayout } from '../../volume-format/layout.js';
+import { REVISION_1_1 } from './oracle.js';
 import {
   type Resilience,
   encodeReencryptState,
@@ -156,6 +157,8 @@ export interface HeaderPlan {
   roCompat: bigint;
   compat: bigint;
   reencrypt: ReencryptPlan | null;
+  /** SPEC §3.1 (revision 1.1): 0 or absent (a revision-1.0 header), or a generation ≥ 1. */
+  keyGeneration?: number;
 }
 
 const arbFlags = fc.oneof(
@@ -183,6 +186,13 @@ export function arbHeaderPlan(scale: Scale): fc.Arbitrary<HeaderPlan> {
       { arbitrary: fc.constant(null), weight: 3 },
       { arbitrary: arbReencryptPlan, weight: 1 },
     ),
+    keyGeneration: REVISION_1_1
+      ? fc.oneof(
+          { arbitrary: fc.constant(0), weight: 2 },
+          { arbitrary: fc.constantFrom(1, 2, MAX_SAFE), weight: 1 },
+          { arbitrary: fc.integer({ min: 1, max: MAX_SAFE }), weight: 1 },
+        )
+      : fc.constant(0),
   });
 }
 
@@ -202,6 +212,8 @@ export function headerFields(plan: HeaderPlan, keyslots: Keyslot[]): HeaderField
       ? reencryptArea(reencrypt, plan.layout, plan.seed ^ 0x5a5a)
       : new Uint8Array(FEATURE_AREA_BYTES),
     keyslots,
+    // Revision 1.1's field (§3.1): spread, so the fields type of revision 1.0 accepts it too.
+    ...((plan.keyGeneration ?? 0) > 0 ? { keyGeneration: plan.keyGeneration! } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
  * them on purpose.
  */
 import { createHash } from 'node:crypto';
+import { HEADER_FIELD_OFFSETS } from '../../volume-format/constants.js';
 
 function sha256(data: Uint8Array): Uint8Array {
   return createHash('sha256').update(data).digest();
@@ -18,6 +19,14 @@ export interface Fault {
 }
 
 const MAX_SAFE = (1n << 53n) - 1n;
+
+/**
+ * Whether the code under test implements SPEC revision 1.1 (key generation at offset 116, §3.1;
+ * volume verdicts of §8 step 3). Until that revision is merged everywhere the reference follows
+ * whichever revision the code says it implements; revision 1.0 then differs only in those two
+ * rules. Remove with revision 1.0's rules once 1.1 is in.
+ */
+export const REVISION_1_1 = 'keyGeneration' in HEADER_FIELD_OFFSETS;
 const MAGICS = { A: 'CRYPTAIN', B: 'NIATPYRC' } as const;
 /** SPEC §7: incompat bits this reader knows (bit 1, INCOMPAT_REENCRYPT). */
 const KNOWN_INCOMPAT = 0x2n;
@@ -94,7 +103,15 @@ export function copyFaults(bytes: Uint8Array, copy: 'A' | 'B'): Fault[] {
   if (u32(b, 104) !== 8) add(12, 'HEADER_FIELD', 'keyslot_count');
   if (u32(b, 108) !== 256) add(12, 'HEADER_FIELD', 'keyslot_size');
   if (u32(b, 112) !== 512) add(12, 'HEADER_FIELD', 'keyslots_offset');
-  if (!zero(b, 116, 192)) add(13, 'HEADER_FIELD', 'reserved 116..192');
+  // §3.1 (revision 1.1): `key_generation` at 116 with `COMPAT_KEY_GENERATION` (compat bit 0).
+  if (REVISION_1_1 && (u64(b, 56) & 1n) !== 0n) {
+    const generation = u64(b, 116);
+    if (generation === 0n) add(13, 'HEADER_FIELD', 'key_generation 0 with its bit set');
+    if (generation > MAX_SAFE) add(13, 'HEADER_FIELD', 'key_generation > 2^53-1');
+  } else if (!zero(b, 116, 124)) {
+    add(13, 'HEADER_FIELD', 'key_generation bytes without its bit');
+  }
+  if (!zero(b, 124, 192)) add(13, 'HEADER_FIELD', 'reserved 124..192');
   if (!zero(b, 2560, 4032)) add(13, 'HEADER_FIELD', 'reserved 2560..4032');
   const layoutOk = !out.some((f) => f.row === 6 || f.row === 9 || f.row === 10 || f.row === 11);
   if ((incompat & KNOWN_INCOMPAT) !== 0n) {
@@ -181,12 +198,18 @@ export function reencryptProblems(
 }
 
 /** The codes that SPEC §10's closing paragraph lets replace `NO_VALID_HEADER`. */
-export const VOLUME_LEVEL_CODES = ['UNSUPPORTED_FEATURE', 'KDF_LIMITS', 'UNSUPPORTED_VERSION'];
+const VOLUME_LEVEL_CODES = ['UNSUPPORTED_FEATURE', 'KDF_LIMITS', 'UNSUPPORTED_VERSION'];
+
+/** SPEC §8 step 3 (revision 1.1): verdicts of one copy that fail the volume, whatever the other. */
+const VOLUME_VERDICTS = ['UNSUPPORTED_FEATURE', 'KDF_LIMITS'];
 
 /**
- * SPEC §8 steps 3–5 on two decode verdicts: the code when neither copy is valid, otherwise the
- * winner and the copies to repair. `same` says whether the copies' bytes other than magic,
- * MAC and checksum are equal (step 5).
+ * SPEC §8 steps 3–5 on two decode verdicts: the volume's code, otherwise the winner and the
+ * copies to repair. `same` says whether the copies' bytes other than magic, MAC and checksum
+ * are equal (step 5). Revision 1.1: copy A's volume verdict, else copy B's; with no valid copy
+ * `UNSUPPORTED_VERSION` when both say so, else `NO_VALID_HEADER`. Revision 1.0 (§10's closing
+ * paragraph as the code read it): a shared `UNSUPPORTED_FEATURE`, `KDF_LIMITS` or
+ * `UNSUPPORTED_VERSION` of two invalid copies, else `NO_VALID_HEADER`.
  */
 export function expectedChoice(
   a: { code: string; seqid?: number },
@@ -195,7 +218,13 @@ export function expectedChoice(
 ): { code: string } | { winner: 'A' | 'B'; repair: ('A' | 'B')[] } {
   const okA = a.code === 'ok';
   const okB = b.code === 'ok';
-  if (!okA && !okB) {
+  if (REVISION_1_1) {
+    for (const v of [a, b]) if (VOLUME_VERDICTS.includes(v.code)) return { code: v.code };
+    if (!okA && !okB) {
+      const version = a.code === 'UNSUPPORTED_VERSION' && b.code === 'UNSUPPORTED_VERSION';
+      return { code: version ? 'UNSUPPORTED_VERSION' : 'NO_VALID_HEADER' };
+    }
+  } else if (!okA && !okB) {
     return {
       code: a.code === b.code && VOLUME_LEVEL_CODES.includes(a.code) ? a.code : 'NO_VALID_HEADER',
     };
