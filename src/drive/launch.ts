@@ -13,11 +13,12 @@
  *   foreground; stdout: /dev/null.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { wipe } from '../../crypto/bytes.js';
 import { CryptainerError, type ErrorCode, MountError } from '../../volume-format/errors.js';
+import { MAX_PASSPHRASE_BYTES, readStdinToEnd } from '../io/secret-input.js';
 import { sleep } from './filesystem.js';
 import { type MountRequest, serveMount, verifyMounted } from './mount.js';
 import { type MountRecord, entryDir, removeEntry } from './registry.js';
@@ -27,6 +28,9 @@ export const SERVE_COMMAND = '__serve';
 
 /** Longest wait for the child to report (unlocking with a costly KDF is the slow part). */
 const READY_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** The request line (paths, options) plus a passphrase of at most the usual cap. */
+const MAX_SERVE_INPUT_BYTES = 1024 * 1024 + MAX_PASSPHRASE_BYTES;
 
 const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -176,7 +180,7 @@ function serverEnv(): NodeJS.ProcessEnv {
  * report on fd 3. Resolves when the volume was unmounted.
  */
 export async function runServeChild(): Promise<void> {
-  const input = readAllStdin();
+  const input = await readStdinToEnd(MAX_SERVE_INPUT_BYTES);
   const nl = input.indexOf(0x0a);
   const req = JSON.parse(input.subarray(0, nl).toString('utf8')) as MountRequest;
   const passphrase = Uint8Array.from(input.subarray(nl + 1));
@@ -219,24 +223,4 @@ export async function runServeChild(): Promise<void> {
     await removeEntry(req.id).catch(() => undefined); // the parent may be gone
     if (!(err instanceof CryptainerError)) throw err;
   }
-}
-
-function readAllStdin(): Buffer {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((err as NodeJS.ErrnoException).code === 'EOF') break;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-  }
-  const all = Buffer.concat(chunks);
-  wipe(buf, ...chunks);
-  return all;
 }
