@@ -7,6 +7,7 @@ import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
 import { XtsCipher } from '../../crypto/xts.js';
 import { IoError, UsageError } from '../../volume-format/errors.js';
 import type { HeaderFields } from '../../volume-format/header.js';
+import type { HeaderCopyName } from '../../volume-format/constants.js';
 import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { writeHeaderUpdate } from './header-store.js';
@@ -55,6 +56,14 @@ export interface VolumeParts {
   lock: HeldLock | null;
   /** Keyslot that unlocked the volume. */
   unlockedSlot: number;
+  /** The header copy read and the copies repaired from it on opening (none: both were ok). */
+  header?: OpenedHeader;
+}
+
+/** Which header copy a volume was opened from and which copies opening repaired (SPEC §8). */
+export interface OpenedHeader {
+  winner: HeaderCopyName;
+  repaired: HeaderCopyName[];
 }
 
 /** An open, unlocked volume. Close it to flush, unlock the file and wipe the keys. */
@@ -65,6 +74,8 @@ export class Volume {
   readonly readOnly: boolean;
   /** The keyslot whose secret opened this volume. */
   readonly unlockedSlot: number;
+  /** The header copy this volume was read from and the copies repaired on opening. */
+  readonly openedFrom: OpenedHeader;
   private readonly storage: Storage;
   private fieldsNow: HeaderFields;
   private masterKeyBytes: Uint8Array;
@@ -88,6 +99,7 @@ export class Volume {
     this.readOnly = parts.readOnly;
     this.lock = parts.lock;
     this.unlockedSlot = parts.unlockedSlot;
+    this.openedFrom = parts.header ?? { winner: 'A', repaired: [] };
     this.macKey = deriveHeaderMacKey(parts.masterKey, parts.fields.uuid);
     this.xts = new XtsCipher(parts.masterKey, parts.fields.sectorSize);
   }
