@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { wipe } from '../../crypto/bytes.js';
 import { CryptainerError, type ErrorCode, MountError } from '../../volume-format/errors.js';
 import { MAX_PASSPHRASE_BYTES, readStdinToEnd } from '../io/secret-input.js';
+import { makeUndumpable, secureCopy, secureMemoryProblem } from '../secure-memory.js';
 import { sleep } from './filesystem.js';
 import { type MountRequest, serveMount, verifyMounted } from './mount.js';
 import { type MountRecord, entryDir, removeEntry } from './registry.js';
@@ -180,14 +181,20 @@ function serverEnv(): NodeJS.ProcessEnv {
  * report on fd 3. Resolves when the volume was unmounted.
  */
 export async function runServeChild(): Promise<void> {
+  // Before any secret arrives: no core dump, and no ptrace or /proc/PID/mem for other
+  // processes of this user (README, "Security notes"). Without the addon, the log says so.
+  const undumpable = makeUndumpable();
   const input = await readStdinToEnd(MAX_SERVE_INPUT_BYTES);
   const nl = input.indexOf(0x0a);
   const req = JSON.parse(input.subarray(0, nl).toString('utf8')) as MountRequest;
-  const passphrase = Uint8Array.from(input.subarray(nl + 1));
+  // Off the JavaScript heap (whose collector moves small arrays, leaving stale copies behind).
+  const passphrase = secureCopy(input.subarray(nl + 1));
   wipe(input);
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} cryptainer[${process.pid}]: ${line}\n`);
   };
+  if (!undumpable)
+    log(`${secureMemoryProblem ?? 'secure memory unavailable'}: serving unprotected`);
   let reported = false;
   /** Tell the parent; false if it is gone (EPIPE: Node ignores SIGPIPE). */
   const report = (msg: Record<string, unknown>): boolean => {

@@ -9,7 +9,7 @@ import { verifyHeaderMac } from '../../volume-format/header.js';
 import { type HeaderChoice, planOtherCopy } from '../../volume-format/header-copies.js';
 import type { Storage } from '../io/storage.js';
 import { readHeaderCopies } from './header-store.js';
-import { type Unlocked, unlockKeyslots } from './unlock.js';
+import { type KekDeriver, type Unlocked, unlockKeyslots } from './unlock.js';
 
 /** An authenticated header: the choice to use, its master key and MAC key (caller wipes). */
 export interface AuthenticatedHeader extends Unlocked {
@@ -30,8 +30,9 @@ export async function unlockAuthenticated(
   choice: HeaderChoice,
   kdfInput: Uint8Array,
   onlySlot?: number,
+  derive?: KekDeriver,
 ): Promise<AuthenticatedHeader> {
-  const first = await unlockKeyslots(choice.fields, kdfInput, onlySlot);
+  const first = await unlockKeyslots(choice.fields, kdfInput, onlySlot, derive);
   const firstMac = deriveHeaderMacKey(first.masterKey, choice.fields.uuid);
   if (verifyHeaderMac(choice.winnerBytes, firstMac)) return { ...first, choice, macKey: firstMac };
   wipe(firstMac);
@@ -56,7 +57,7 @@ export async function unlockAuthenticated(
   if (!alternative.sameKeyslots) {
     wipe(first.masterKey);
     try {
-      unlocked = await unlockKeyslots(other.fields, kdfInput, onlySlot);
+      unlocked = await unlockKeyslots(other.fields, kdfInput, onlySlot, derive);
     } catch (err) {
       // The secret opens the first copy only: that copy's failed MAC is the finding.
       if (err instanceof AuthError) throw tampered;

@@ -14,6 +14,7 @@ import type { Storage } from '../io/storage.js';
 import { readHeaderChoice, repairHeaderCopies } from './header-store.js';
 import { type UnlockSecret, resolveKdfInput } from './secret.js';
 import { type AuthenticatedHeader, unlockAuthenticated } from './header-auth.js';
+import type { KekDeriver } from './unlock.js';
 import { Volume } from './volume.js';
 
 /** Options for {@link openVolume}. */
@@ -24,6 +25,8 @@ export interface OpenOptions extends UnlockSecret {
   keyslot?: number;
   /** Replace the file storage (tests inject faults through this). */
   storage?: Storage;
+  /** How keyslot KEKs are derived (default: Argon2id in this process). */
+  deriveKek?: KekDeriver;
 }
 
 /**
@@ -64,7 +67,13 @@ export async function openVolume(path: string, options: OpenOptions): Promise<Vo
     let auth: AuthenticatedHeader;
     try {
       // SPEC §8 steps 6 and 7: nothing from the header is used to write before a MAC verifies.
-      auth = await unlockAuthenticated(storage, choice, kdfInput, options.keyslot);
+      auth = await unlockAuthenticated(
+        storage,
+        choice,
+        kdfInput,
+        options.keyslot,
+        options.deriveKek,
+      );
     } finally {
       wipe(kdfInput);
     }

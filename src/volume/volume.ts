@@ -12,6 +12,7 @@ import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { writeHeaderUpdate } from './header-store.js';
 import { RangeLock } from './range-lock.js';
+import { secureCopy } from '../secure-memory.js';
 import { now, type TraceSpan } from '../trace.js';
 
 /** Largest batch encrypted or read in one call (bounds memory per request). */
@@ -95,13 +96,18 @@ export class Volume {
     this.path = parts.path;
     this.storage = parts.storage;
     this.fieldsNow = parts.fields;
-    this.masterKeyBytes = parts.masterKey;
+    // Key material lives in mlocked, undumpable memory where the platform allows
+    // (src/secure-memory.ts); ownership of `parts.masterKey` passed here, so it is wiped.
+    this.masterKeyBytes = secureCopy(parts.masterKey);
+    wipe(parts.masterKey);
     this.readOnly = parts.readOnly;
     this.lock = parts.lock;
     this.unlockedSlot = parts.unlockedSlot;
     this.openedFrom = parts.header ?? { winner: 'A', repaired: [] };
-    this.macKey = deriveHeaderMacKey(parts.masterKey, parts.fields.uuid);
-    this.xts = new XtsCipher(parts.masterKey, parts.fields.sectorSize);
+    const macKey = deriveHeaderMacKey(this.masterKeyBytes, parts.fields.uuid);
+    this.macKey = secureCopy(macKey);
+    wipe(macKey);
+    this.xts = new XtsCipher(this.masterKeyBytes, parts.fields.sectorSize);
   }
 
   /** Current header fields (a snapshot; change them with {@link updateHeader}). */
