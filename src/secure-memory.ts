@@ -62,7 +62,7 @@ let unlockedCount = 0;
  * memory without the addon.
  */
 export function secureBytes(n: number): Uint8Array {
-  if (loaded.addon === null) return new Uint8Array(n);
+  if (loaded.addon === null || n === 0) return new Uint8Array(n);
   const { buffer, locked } = loaded.addon.secureBuffer(n);
   if (!locked) unlockedCount++;
   return new Uint8Array(buffer);
