@@ -66,17 +66,11 @@ async function readStdinChunk(): Promise<Buffer | null> {
 export async function readStdinLine(): Promise<Uint8Array | null> {
   for (;;) {
     const nl = carry.indexOf(0x0a);
-    if (nl >= 0) {
-      const line = takeCarry(nl, nl + 1);
-      return line;
-    }
+    if (nl >= 0) return takeCarry(nl, nl + 1);
     if (carry.length > MAX_PASSPHRASE_BYTES + 1) {
       wipe(carry);
       carry = Buffer.alloc(0);
-      throw new UsageError(
-        'USAGE',
-        `reading stdin: a passphrase line is longer than ${MAX_PASSPHRASE_BYTES} bytes`,
-      );
+      throw lineTooLong();
     }
     const chunk = await readStdinChunk();
     if (chunk === null) {
@@ -88,6 +82,13 @@ export async function readStdinLine(): Promise<Uint8Array | null> {
   }
 }
 
+function lineTooLong(): UsageError {
+  return new UsageError(
+    'USAGE',
+    `reading stdin: a passphrase line is longer than ${MAX_PASSPHRASE_BYTES} bytes`,
+  );
+}
+
 /** Hand out `carry[0, end)` (minus a trailing "\r") as a new buffer; keep `carry[next..]`. */
 function takeCarry(end: number, next: number): Uint8Array {
   let stop = end;
@@ -95,10 +96,7 @@ function takeCarry(end: number, next: number): Uint8Array {
   if (stop > MAX_PASSPHRASE_BYTES) {
     wipe(carry);
     carry = Buffer.alloc(0);
-    throw new UsageError(
-      'USAGE',
-      `reading stdin: a passphrase line is longer than ${MAX_PASSPHRASE_BYTES} bytes`,
-    );
+    throw lineTooLong();
   }
   const line = Uint8Array.from(carry.subarray(0, stop));
   const rest = Buffer.from(carry.subarray(next));
