@@ -183,14 +183,36 @@ function expectedOpen(
   const opened = openingSlot(winner, original.a, original.uuid, c.slots);
   if (opened === null) return { code: 'WRONG_PASSPHRASE' };
   if (opened.weakKey) return { code: 'WEAK_KEY' };
-  const mac = hmacSha256(
-    deriveHeaderMacKey(original.masterKey, original.uuid),
-    winner.subarray(0, H.headerMac),
-  );
-  if (!constantTimeEqual(mac, winner.subarray(H.headerMac, H.headerMac + 32)))
-    return { code: 'HEADER_TAMPERED' };
-  if (c.op === 'repair' && readOnly) return { code: 'UNSUPPORTED_FEATURE' };
-  return { readOnly, repair: choice.repair, winner: choice.winner };
+  if (macVerifies(winner, original.masterKey)) {
+    if (c.op === 'repair' && readOnly) return { code: 'UNSUPPORTED_FEATURE' };
+    return { readOnly, repair: choice.repair, winner: choice.winner };
+  }
+  // SPEC §8 step 7: the winner's MAC failed; the other copy, if valid, is tried: under the same
+  // master key when its keyslot bytes equal the winner's, else after unlocking its own slots.
+  const otherName = choice.winner === 'A' ? 'B' : 'A';
+  const other = otherName === 'A' ? a : b;
+  const ov = otherName === 'A' ? va : vb;
+  if (ov.code !== 'ok') return { code: 'HEADER_TAMPERED' };
+  const span = [H.keyslots, H.keyslots + KEYSLOT_COUNT * KEYSLOT_SIZE] as const;
+  const sameSlots = constantTimeEqual(winner.subarray(...span), other.subarray(...span));
+  if (!sameSlots) {
+    const again = openingSlot(other, original.a, original.uuid, c.slots);
+    if (again === null) return { code: 'HEADER_TAMPERED' };
+    if (again.weakKey) return { code: 'WEAK_KEY' };
+  }
+  if (!macVerifies(other, original.masterKey)) return { code: 'HEADER_TAMPERED' };
+  const otherFields = ov.value!;
+  if (length < containerSizeOf(otherFields)) return { code: 'TRUNCATED' };
+  if ((otherFields.features.incompat & 2n) !== 0n) return { code: 'REENCRYPT_IN_PROGRESS' };
+  const stillReadOnly = readOnly || otherFields.features.roCompat !== 0n;
+  if (c.op === 'repair' && stillReadOnly) return { code: 'UNSUPPORTED_FEATURE' };
+  return { readOnly: stillReadOnly, repair: [choice.winner], winner: otherName };
+}
+
+/** SPEC §3, §5.3: the copy's `header_mac` under K_mac of `masterKey` and the copy's own uuid. */
+function macVerifies(copy: Uint8Array, masterKey: Uint8Array): boolean {
+  const mac = hmacSha256(macKeyFor(copy, masterKey), copy.subarray(0, H.headerMac));
+  return constantTimeEqual(mac, copy.subarray(H.headerMac, H.headerMac + 32));
 }
 
 /**
