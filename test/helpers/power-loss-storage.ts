@@ -76,15 +76,25 @@ export class PowerLossStorage implements Storage {
     return this.durableSize;
   }
 
-  /** Keep the durable bytes of blocks [first, end) that are not kept yet. */
+  /** Keep the durable bytes of blocks [first, end) that are not kept yet (one read per run). */
   private async capture(first: number, end: number): Promise<void> {
-    for (let b = first; b < end; b++) {
-      if (this.durable.has(b)) continue;
-      const got = await this.inner.readAt(b * BLOCK_BYTES, BLOCK_BYTES);
-      const block = new Uint8Array(BLOCK_BYTES);
-      block.set(got);
-      // First capture wins: a concurrent capture of the same block may have read after a write.
-      if (!this.durable.has(b)) this.durable.set(b, block);
+    for (let b = first; b < end;) {
+      if (this.durable.has(b)) {
+        b++;
+        continue;
+      }
+      let runEnd = b + 1;
+      while (runEnd < end && !this.durable.has(runEnd)) runEnd++;
+      const got = await this.inner.readAt(b * BLOCK_BYTES, (runEnd - b) * BLOCK_BYTES);
+      const run = new Uint8Array((runEnd - b) * BLOCK_BYTES);
+      run.set(got);
+      for (let i = b; i < runEnd; i++) {
+        // First capture wins: a concurrent capture may have read after a write landed.
+        if (!this.durable.has(i)) {
+          this.durable.set(i, run.subarray((i - b) * BLOCK_BYTES, (i - b + 1) * BLOCK_BYTES));
+        }
+      }
+      b = runEnd;
     }
   }
 
@@ -104,7 +114,7 @@ export class PowerLossStorage implements Storage {
   async writeAt(offset: number, data: Uint8Array): Promise<void> {
     const crash = this.begin();
     // Logged before anything awaits, so a concurrent sync never forgets its captured blocks.
-    const op: Pending = { kind: 'write', offset, data: Uint8Array.from(data), done: false };
+    const op: Pending = { kind: 'write', offset, data: data.slice(), done: false };
     this.pending.push(op);
     await this.baseSize();
     if (data.length > 0) {
@@ -188,7 +198,7 @@ export class PowerLossStorage implements Storage {
   async persistTo(target: Storage, plan: PersistPlan): Promise<void> {
     let size = this.durableSize ?? (await target.size());
     const blocks = new Map<number, Uint8Array>();
-    for (const [b, bytes] of this.durable) blocks.set(b, Uint8Array.from(bytes));
+    for (const [b, bytes] of this.durable) blocks.set(b, bytes.slice());
     this.pending.forEach((p, i) => {
       if (p.kind === 'truncate') {
         if (plan.truncate(i)) size = p.length;
@@ -204,9 +214,16 @@ export class PowerLossStorage implements Storage {
       });
     });
     await target.truncate(size);
-    for (const [b, bytes] of blocks) {
-      const at = b * BLOCK_BYTES;
-      if (at < size) await target.writeAt(at, bytes.subarray(0, Math.min(BLOCK_BYTES, size - at)));
+    // One write per run of contiguous blocks.
+    const order = [...blocks.keys()].filter((b) => b * BLOCK_BYTES < size).sort((a, b) => a - b);
+    for (let i = 0; i < order.length;) {
+      let j = i + 1;
+      while (j < order.length && order[j] === order[j - 1]! + 1) j++;
+      const run = new Uint8Array((j - i) * BLOCK_BYTES);
+      for (let k = i; k < j; k++) run.set(blocks.get(order[k]!)!, (k - i) * BLOCK_BYTES);
+      const at = order[i]! * BLOCK_BYTES;
+      await target.writeAt(at, run.subarray(0, Math.min(run.length, size - at)));
+      i = j;
     }
   }
 }

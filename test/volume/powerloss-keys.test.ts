@@ -8,9 +8,9 @@ import * as assert from 'uvu/assert';
 import { inspectVolume } from '../../src/volume/open.js';
 import { keyScenarios } from '../helpers/key-scenarios.js';
 import { describeStats, exploreCrashPoints } from '../helpers/power-loss.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import { makeMemoryTempDir } from '../helpers/tmp.js';
 
-const { dir, cleanup } = makeTempDir();
+const { dir, cleanup } = makeMemoryTempDir();
 const { KEYS, keySet, withVolume, scenarios } = keyScenarios(dir);
 
 for (const sc of scenarios) {
