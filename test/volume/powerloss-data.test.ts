@@ -86,7 +86,7 @@ for (const [name, from, to] of [
       },
     });
     console.log(describeStats(name, stats));
-    assert.ok(stats.points >= 4);
+    assert.ok(stats.points >= 3, 'both header copies and the fill or the truncate');
   });
 }
 
