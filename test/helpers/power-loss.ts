@@ -7,6 +7,8 @@
  * Environment: `CRYPTAINER_POWERLOSS_SEEDS=N` checks N random states per crash point (default
  * 2); `CRYPTAINER_POWERLOSS_SEED=S` changes the base seed (default 1) that every state's seed
  * is derived from, so a failure is replayed by running the same test with the same base seed.
+ * `CRYPTAINER_POWERLOSS_BAIL=1` (scripts/fsync-audit.mjs) prints the first failure on one
+ * line starting with `POWERLOSS-FAIL` and ends the process.
  */
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -150,11 +152,15 @@ export async function exploreCrashPoints(e: CrashExploration): Promise<CrashStat
       } catch (err) {
         const where =
           outcome === 'crashed' ? `crash at write ${point}` : `power cut after it returned`;
-        throw new Error(
+        const message =
           `power loss: ${e.name}: ${where}, persisted state "${plan.label}" ` +
-            `(CRYPTAINER_POWERLOSS_SEED=${BASE_SEED}): ${(err as Error).message}`,
-          { cause: err },
-        );
+          `(CRYPTAINER_POWERLOSS_SEED=${BASE_SEED}): ${(err as Error).message}`;
+        if (process.env.CRYPTAINER_POWERLOSS_BAIL) {
+          // scripts/fsync-audit.mjs: the first failure is the answer; skip the rest.
+          process.stdout.write(`\nPOWERLOSS-FAIL ${message}\n`);
+          process.exit(1);
+        }
+        throw new Error(message, { cause: err });
       }
       stats.states++;
       stats.labels[label] = (stats.labels[label] ?? 0) + 1;
