@@ -16,7 +16,9 @@ import { FileStorage } from '../../src/io/file-storage.js';
 import { readHeaderChoice } from '../../src/volume/header-store.js';
 import { resumeReencrypt, startReencrypt } from '../../src/volume/reencrypt.js';
 import { createVolume, openVolume } from '../../src/index.js';
-import { describeStats, exploreCrashPoints } from '../helpers/power-loss.js';
+import { SimulatedCrash } from '../helpers/fault-storage.js';
+import { type Outcome, describeStats, exploreCrashPoints } from '../helpers/power-loss.js';
+import { PowerLossStorage } from '../helpers/power-loss-storage.js';
 import { TEST_KDF, makeMemoryTempDir } from '../helpers/tmp.js';
 
 const { dir, cleanup } = makeMemoryTempDir();
@@ -92,6 +94,34 @@ async function contents(path: string) {
   }
 }
 
+/** Old volume, or one a resume finishes with every byte intact (see the file comment). */
+function checkState(plain: Buffer, masterKey: Uint8Array) {
+  return async (path: string, outcome: Outcome): Promise<string> => {
+    assert.is(readWhole(path).indexOf(MARKER), -1, 'plaintext on disk');
+    const h0 = await header(path);
+    let label = 'new';
+    if (isReencrypting(h0)) {
+      assert.is(outcome, 'crashed', 'returned, yet unfinished');
+      label = 'resumed';
+      const storage = await unsynced(path);
+      await resumeReencrypt(path, { passphrase: PASS, storage, threads: 0 });
+      assert.not.ok(isReencrypting(await header(path)), 'the resume finishes');
+      assert.is(readWhole(path).indexOf(MARKER), -1, 'plaintext on disk after resume');
+    }
+    const now = await contents(path);
+    assert.ok(Buffer.from(now.data).equals(plain), 'every byte intact');
+    if (Buffer.from(now.key).equals(masterKey)) {
+      assert.is(outcome, 'crashed', 'returned, yet the old key');
+      return 'old';
+    }
+    const h = await header(path);
+    const journal = readWhole(path).subarray(h.journalOffset, h.journalOffset + h.journalSize);
+    if (zeros.length < journal.length) zeros = Buffer.alloc(journal.length);
+    assert.ok(journal.equals(zeros.subarray(0, journal.length)), 'journal zero once finished');
+    return label;
+  };
+}
+
 for (const sectorSize of [4096, 512]) {
   for (const resilience of ['checksum', 'journal'] as Resilience[]) {
     const name = `reencrypt ${resilience}, ${sectorSize}-byte sectors`;
@@ -111,42 +141,54 @@ for (const sectorSize of [4096, 512]) {
             threads: 0,
           });
         },
-        check: async (path, outcome) => {
-          assert.is(readWhole(path).indexOf(MARKER), -1, 'plaintext on disk');
-          const h0 = await header(path);
-          let label = 'new';
-          if (isReencrypting(h0)) {
-            assert.is(outcome, 'crashed', 'returned, yet unfinished');
-            label = 'resumed';
-            const storage = await unsynced(path);
-            await resumeReencrypt(path, { passphrase: PASS, storage, threads: 0 });
-            assert.not.ok(isReencrypting(await header(path)), 'the resume finishes');
-            assert.is(readWhole(path).indexOf(MARKER), -1, 'plaintext on disk after resume');
-          }
-          const now = await contents(path);
-          assert.ok(Buffer.from(now.data).equals(plain), 'every byte intact');
-          if (Buffer.from(now.key).equals(masterKey)) {
-            assert.is(outcome, 'crashed', 'returned, yet the old key');
-            return 'old';
-          }
-          const h = await header(path);
-          const journal = readWhole(path).subarray(
-            h.journalOffset,
-            h.journalOffset + h.journalSize,
-          );
-          if (zeros.length < journal.length) zeros = Buffer.alloc(journal.length);
-          assert.ok(
-            journal.equals(zeros.subarray(0, journal.length)),
-            'journal zero once finished',
-          );
-          return label;
-        },
+        check: checkState(plain, masterKey),
       });
       console.log(describeStats(name, stats));
       // start (2) + 8 segments × (record, header A, header B, data) + finish (2 + 1 + 2)
       assert.ok(stats.points >= 2 + (SIZE / SEGMENT) * 4 + 5, `only ${stats.points} points`);
     });
   }
+}
+
+/**
+ * The resume, recovery included (SPEC §15.7), under the same model: the base is a run that
+ * lost power while rewriting segment 6 of 8 (crash point 29: start 2, then 4 per segment), every
+ * write kept, so the resume recovers that segment, does segment 7 and the finish.
+ */
+for (const resilience of ['checksum', 'journal'] as Resilience[]) {
+  const name = `resume ${resilience}, 4096-byte sectors`;
+  test(`${name}: power loss at any write of the resume leaves a resumable volume`, async () => {
+    const first = join(dir, `resume-first-${resilience}.img`);
+    const { plain, masterKey } = await makeBase(first, 4096);
+    const crashed = new PowerLossStorage(await FileStorage.open(first), 29);
+    try {
+      await startReencrypt(first, {
+        keep: new Map([[0, { passphrase: PASS }]]),
+        storage: crashed,
+        resilience,
+        segmentBytes: SEGMENT,
+        threads: 0,
+      });
+      assert.unreachable('the first run crashes');
+    } catch (err) {
+      assert.instance(err, SimulatedCrash);
+    } finally {
+      await crashed.close();
+    }
+    assert.ok(isReencrypting(await header(first)), 'a segment is in flight');
+    const stats = await exploreCrashPoints({
+      name,
+      base: first,
+      dir,
+      run: async (path, storage) => {
+        const report = await resumeReencrypt(path, { passphrase: PASS, storage, threads: 0 });
+        assert.ok(report.recovered !== null, 'the resume recovers a segment');
+      },
+      check: checkState(plain, masterKey),
+    });
+    console.log(describeStats(name, stats));
+    assert.ok(stats.points >= 10, `only ${stats.points} points`);
+  });
 }
 
 test.after(cleanup);
