@@ -58,6 +58,17 @@ const OUTSIDE_MODEL = [
     why: 'flush after a tool (mkfs/resize2fs) ran on a live FUSE drive; needs a mount',
   },
 ];
+/**
+ * Sites that are there for speed, not for any crash state: the audit still removes them, and
+ * expects no test to fail (UNCAUGHT is then the right answer, not a gap).
+ */
+const PERFORMANCE_ONLY = [
+  {
+    file: 'src/volume/reencrypt.ts',
+    match: '.syncData().finally(',
+    why: 'early writeback while a segment is still being written; SPEC §15.6 step 4 needs only the final fdatasync',
+  },
+];
 /** A sync call: `x.sync()`, `x.syncData()`, `x.datasync()`, fs `fdatasync(`, `fsync(`. */
 const CALL =
   /((?:[\w$]+(?:\(\))?\.)+)(sync|syncData|datasync)\(\)|\bfdatasync(?:Sync)?\(|\bawait fsync\(/g;
@@ -80,7 +91,9 @@ function callsIn(text) {
   const found = [];
   text.split('\n').forEach((line, i) => {
     if (NOT_A_CALL.test(line)) return;
-    for (const m of line.matchAll(CALL)) found.push({ line: i + 1, index: m.index, text: m[0] });
+    for (const m of line.matchAll(CALL)) {
+      found.push({ line: i + 1, index: m.index, text: m[0], source: line });
+    }
   });
   return found;
 }
@@ -98,8 +111,9 @@ function listSites() {
       throw new Error(`${rel}: ${calls.length} sync calls, ${jsRel}: ${jsCalls.length} (rebuild?)`);
     }
     calls.forEach((c, k) => {
-      const outside = OUTSIDE_MODEL.find((o) => o.file === rel && c.text.includes(o.match));
-      sites.push({ id: `${rel}:${c.line}`, text: c.text, jsRel, js: jsCalls[k], outside });
+      const outside = OUTSIDE_MODEL.find((o) => o.file === rel && c.source.includes(o.match));
+      const perf = PERFORMANCE_ONLY.find((o) => o.file === rel && c.source.includes(o.match));
+      sites.push({ id: `${rel}:${c.line}`, text: c.text, jsRel, js: jsCalls[k], outside, perf });
     });
   }
   return sites;
@@ -140,8 +154,14 @@ for (let i = 0; i < args.length; i++) {
 }
 const sites = listSites();
 if (args.includes('--list')) {
-  for (const s of sites)
-    console.log(`${s.id}  ${s.text}${s.outside ? `  (outside: ${s.outside.why})` : ''}`);
+  for (const s of sites) {
+    const note = s.outside
+      ? `  (not modelled: ${s.outside.why})`
+      : s.perf
+        ? '  (performance only)'
+        : '';
+    console.log(`${s.id}  ${s.text}${note}`);
+  }
   process.exit(0);
 }
 const testFiles = DEFAULT_TESTS.filter(
@@ -182,7 +202,8 @@ try {
       }
     }
     const secs = Math.round((Date.now() - started) / 1000);
-    rows.push({ site, result: caught ?? 'UNCAUGHT', secs });
+    const result = caught ?? (site.perf ? `UNCAUGHT, as expected: ${site.perf.why}` : 'UNCAUGHT');
+    rows.push({ site, result, secs });
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
