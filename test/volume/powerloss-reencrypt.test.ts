@@ -17,7 +17,12 @@ import { readHeaderChoice } from '../../src/volume/header-store.js';
 import { resumeReencrypt, startReencrypt } from '../../src/volume/reencrypt.js';
 import { createVolume, openVolume } from '../../src/index.js';
 import { SimulatedCrash } from '../helpers/fault-storage.js';
-import { type Outcome, describeStats, exploreCrashPoints } from '../helpers/power-loss.js';
+import {
+  type Outcome,
+  describeStats,
+  exploreCrashPoints,
+  plansFor,
+} from '../helpers/power-loss.js';
 import { PowerLossStorage } from '../helpers/power-loss-storage.js';
 import { TEST_KDF, makeMemoryTempDir } from '../helpers/tmp.js';
 
@@ -152,8 +157,8 @@ for (const sectorSize of [4096, 512]) {
 
 /**
  * The resume, recovery included (SPEC §15.7), under the same model: the base is a run that
- * lost power while rewriting segment 6 of 8 (crash point 29: start 2, then 4 per segment), every
- * write kept, so the resume recovers that segment, does segment 7 and the finish.
+ * lost power while rewriting segment 6 of 8 (crash point 29: start 2, then 4 per segment), the
+ * rewrite lost, so the resume recovers that segment, does segment 7 and the finish.
  */
 for (const resilience of ['checksum', 'journal'] as Resilience[]) {
   const name = `resume ${resilience}, 4096-byte sectors`;
@@ -174,6 +179,13 @@ for (const resilience of ['checksum', 'journal'] as Resilience[]) {
       assert.instance(err, SimulatedCrash);
     } finally {
       await crashed.close();
+    }
+    // The rewrite of segment 6 lost (every unsynced write), so the recovery has work to do.
+    const target = await FileStorage.open(first);
+    try {
+      await crashed.persistTo(target, plansFor('resume base', 29, crashed.pendingCount)[0]!);
+    } finally {
+      await target.close();
     }
     assert.ok(isReencrypting(await header(first)), 'a segment is in flight');
     const stats = await exploreCrashPoints({
