@@ -10,7 +10,7 @@
  * `CRYPTAINER_POWERLOSS_BAIL=1` (scripts/fsync-audit.mjs) prints the first failure on one
  * line starting with `POWERLOSS-FAIL` and ends the process.
  */
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStorage } from '../../src/io/file-storage.js';
 import { SimulatedCrash } from './fault-storage.js';
@@ -158,6 +158,7 @@ export async function exploreCrashPoints(e: CrashExploration): Promise<CrashStat
         if (process.env.CRYPTAINER_POWERLOSS_BAIL) {
           // scripts/fsync-audit.mjs: the first failure is the answer; skip the rest.
           process.stdout.write(`\nPOWERLOSS-FAIL ${message}\n`);
+          rmSync(e.dir, { recursive: true, force: true }); // test.after will not run
           process.exit(1);
         }
         throw new Error(message, { cause: err });
