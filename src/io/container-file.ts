@@ -32,15 +32,29 @@ export interface OpenedContainer {
 /**
  * Open the container at `path` and lock it as asked. Throws `VOLUME_BUSY` when another
  * process (or another open of this process) holds a conflicting lock, through whatever name;
- * `NOT_FOUND` and friends when the file cannot be opened.
+ * `NOT_FOUND` and friends when the file cannot be opened. On failure the storage, an injected
+ * one too, is closed.
  */
+export async function openContainer(
+  path: string,
+  options: OpenContainerOptions & { lock: LockMode },
+): Promise<OpenedContainer & { lock: HeldLock }>;
+export async function openContainer(
+  path: string,
+  options: OpenContainerOptions,
+): Promise<OpenedContainer>;
 export async function openContainer(
   path: string,
   options: OpenContainerOptions,
 ): Promise<OpenedContainer> {
   if (options.storage) {
-    const lock = options.lock === 'none' ? null : await lockFile(path, options.lock);
-    return { storage: options.storage, lock };
+    try {
+      const lock = options.lock === 'none' ? null : await lockFile(path, options.lock);
+      return { storage: options.storage, lock };
+    } catch (err) {
+      await options.storage.close();
+      throw err;
+    }
   }
   const storage = await FileStorage.open(path, { readOnly: options.readOnly === true });
   try {

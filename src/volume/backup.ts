@@ -174,9 +174,6 @@ export async function restoreHeaderBackup(
   const opened = await openContainer(path, {
     lock: 'exclusive',
     ...(options.storage ? { storage: options.storage } : {}),
-  }).catch(async (err: unknown) => {
-    await options.storage?.close();
-    throw err;
   });
   try {
     const { storage } = opened;

@@ -58,18 +58,12 @@ export async function inspectVolume(path: string): Promise<HeaderChoice> {
  */
 export async function openVolume(path: string, options: OpenOptions): Promise<Volume> {
   const readOnly = options.readOnly === true;
-  let opened: OpenedContainer;
-  try {
-    // SPEC §9.2: the lock comes before the first header byte is read.
-    opened = await openContainer(path, {
-      readOnly,
-      lock: readOnly ? (options.lock ?? 'shared') : 'exclusive',
-      ...(options.storage ? { storage: options.storage } : {}),
-    });
-  } catch (err) {
-    await options.storage?.close();
-    throw err;
-  }
+  // SPEC §9.2: the lock comes before the first header byte is read.
+  const opened = await openContainer(path, {
+    readOnly,
+    lock: readOnly ? (options.lock ?? 'shared') : 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
   return openVolumeOn(path, opened, options);
 }
 

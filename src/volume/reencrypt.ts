@@ -874,9 +874,6 @@ async function beginSession(path: string, options: ReencryptRunOptions): Promise
   const opened = await openContainer(path, {
     lock: 'exclusive',
     ...(options.storage ? { storage: options.storage } : {}),
-  }).catch(async (err: unknown) => {
-    await options.storage?.close();
-    throw err;
   });
   const st = opened.storage;
   try {
@@ -895,7 +892,7 @@ async function beginSession(path: string, options: ReencryptRunOptions): Promise
         `re-encrypting ${path}: the volume has read-only-compatible features this version does not know`,
       );
     }
-    const lock = opened.lock!;
+    const lock = opened.lock;
     const f = choice.fields;
     const done = isReencrypting(f) ? decodeReencryptState(f.featureArea, f).sectorsDone : 0;
     const remaining = f.dataSize - done * f.sectorSize;

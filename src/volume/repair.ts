@@ -47,9 +47,6 @@ export async function repairVolume(
   const opened = await openContainer(path, {
     lock: 'exclusive',
     ...(options.storage ? { storage: options.storage } : {}),
-  }).catch(async (err: unknown) => {
-    await options.storage?.close();
-    throw err;
   });
   let before;
   try {
