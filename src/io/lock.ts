@@ -11,7 +11,7 @@
  * number.
  */
 import { constants as fsConstants, promises as fsp, readFileSync } from 'node:fs';
-import { BusyError, IoError } from '../../volume-format/errors.js';
+import { BusyError, CryptainerError, IoError } from '../../volume-format/errors.js';
 import { type FileIdentity, type FileStorage, ioErrorFrom } from './file-storage.js';
 import { type FlockEngine, type FlockMode, flockEngine } from './flock.js';
 
@@ -50,7 +50,8 @@ export async function lockFile(
     if (!engine.tryLock(handle.fd, mode)) throw busyError(path, { dev: st.dev, ino: st.ino });
   } catch (err) {
     await handle.close();
-    throw err;
+    // ENOLCK (a filesystem without locks), ...: one line with our code, never a stack trace.
+    throw err instanceof CryptainerError ? err : ioErrorFrom(err, `locking ${path}`);
   }
   let held: fsp.FileHandle | null = handle;
   return {
