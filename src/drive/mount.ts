@@ -15,7 +15,6 @@
 import { join } from 'node:path';
 import { wipe } from '../../crypto/bytes.js';
 import { BusyError, CryptainerError, MountError, UsageError } from '../../volume-format/errors.js';
-import { type HeldLock, acquireLock } from '../io/lock.js';
 import { deriveArgon2idInChild } from '../volume/kdf-child.js';
 import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
@@ -41,6 +40,7 @@ import { kernelFuseUsable, mountKernelFuse } from './kernel-fuse.js';
 import {
   type MountRecord,
   entryDir,
+  fileIdentityOf,
   processStartTime,
   removeEntry,
   writeRecord,
@@ -92,7 +92,6 @@ export async function serveMount(
 ): Promise<void> {
   const undo: UndoStep[] = [];
   let volume: Volume | null = null;
-  let extraLock: HeldLock | null = null;
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const asRoot = uid === 0;
@@ -106,14 +105,7 @@ export async function serveMount(
           '(install fuse3 and libfuse2; Debian gives /dev/fuse mode 0666)',
       );
     }
-    if (req.readOnly) {
-      // openVolume takes no lock read-only; a mount must still exclude a read-write mount.
-      try {
-        extraLock = await acquireLock(req.container);
-      } catch (err) {
-        if (!(err instanceof CryptainerError && err.code === 'READ_ONLY')) throw err;
-      }
-    }
+    // SPEC §9.2: held for the whole mount, exclusive (read-only: shared, excluding writers).
     try {
       volume = await openVolume(req.container, {
         ...secret,
@@ -181,9 +173,13 @@ export async function serveMount(
       });
     }
 
+    const identity = await fileIdentityOf(req.container);
     record = {
       id: req.id,
       container: req.container,
+      ...(identity
+        ? { containerDev: String(identity.dev), containerIno: String(identity.ino) }
+        : {}),
       mountpoint: req.mountpoint,
       filesystem: kind,
       readOnly,
@@ -199,7 +195,6 @@ export async function serveMount(
   } catch (err) {
     await undoAll(undo, hooks.log);
     await volume?.close().catch(() => undefined);
-    await extraLock?.release().catch(() => undefined);
     throw err;
   }
 
@@ -210,7 +205,6 @@ export async function serveMount(
     await undoAll(undo, hooks.log);
   }
   await volume.close(); // fdatasync, wipe keys, release the lock
-  await extraLock?.release();
   await removeEntry(req.id);
   hooks.log(`unmounted ${record.container}`);
 }

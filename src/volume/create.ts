@@ -24,7 +24,7 @@ import { type HeaderFields, makeUuidV4 } from '../../volume-format/header.js';
 import { type Keyslot, inactiveKeyslot, wrapMasterKey } from '../../volume-format/keyslot.js';
 import { containerSizeOf, planLayout, sectorCountOf } from '../../volume-format/layout.js';
 import { FileStorage, ioErrorFrom } from '../io/file-storage.js';
-import { acquireLock } from '../io/lock.js';
+import { lockCreateTarget } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { type Rng, systemRng } from '../rng.js';
 import { writeHeaderUpdate } from './header-store.js';
@@ -65,7 +65,7 @@ export async function createVolume(path: string, options: CreateOptions): Promis
     throw ioErrorFrom(Object.assign(new Error(), { code: 'EEXIST' }), `creating ${path}`);
   }
   if (options.kdf) checkKdf(options.kdf);
-  const lock = await acquireLock(path);
+  const lock = await lockCreateTarget(path); // SPEC §9.2: an existing target, even via --force
   const tmpPath = join(
     dirname(path),
     `.${basename(path)}.cryptainer-tmp-${Buffer.from(rng.bytes(6)).toString('hex')}`,
@@ -98,6 +98,7 @@ export async function createVolume(path: string, options: CreateOptions): Promis
     };
     macKey = deriveHeaderMacKey(masterKey, uuid);
     const file = await FileStorage.open(tmpPath, { createExclusive: true });
+    await lock.lockNew(file); // SPEC §9.2: locked from its creation, through the rename
     const storage = options.wrapStorage ? options.wrapStorage(file) : file;
     try {
       await writeNewContainer(storage, fields, masterKey, macKey, options.onProgress);

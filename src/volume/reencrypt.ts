@@ -49,8 +49,8 @@ import {
   unwrapOldMasterKey,
   wrapOldMasterKey,
 } from '../../volume-format/reencrypt-state.js';
-import { FileStorage } from '../io/file-storage.js';
-import { type HeldLock, acquireLock } from '../io/lock.js';
+import { closeContainer, openContainer } from '../io/container-file.js';
+import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { type Rng, systemRng } from '../rng.js';
 import {
@@ -881,9 +881,13 @@ function digest(record: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(record).digest());
 }
 
-/** Open, read the header (SPEC §8), check the length, take the lock, spawn the workers. */
+/** Take the lock and open (SPEC §9.2), read the header (SPEC §8), check the length, spawn the workers. */
 async function beginSession(path: string, options: ReencryptRunOptions): Promise<Session> {
-  const st = options.storage ?? (await FileStorage.open(path));
+  const opened = await openContainer(path, {
+    lock: 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
+  const st = opened.storage;
   try {
     const choice = await readHeaderChoice(st);
     const need = containerSizeOf(choice.fields);
@@ -900,7 +904,7 @@ async function beginSession(path: string, options: ReencryptRunOptions): Promise
         `re-encrypting ${path}: the volume has read-only-compatible features this version does not know`,
       );
     }
-    const lock = await acquireLock(path);
+    const lock = opened.lock;
     const f = choice.fields;
     const done = isReencrypting(f) ? decodeReencryptState(f.featureArea, f).sectorsDone : 0;
     const remaining = f.dataSize - done * f.sectorSize;
@@ -908,7 +912,7 @@ async function beginSession(path: string, options: ReencryptRunOptions): Promise
     const workers = threads > 0 ? new RecryptWorkers(f.sectorSize, threads) : null;
     return { storage: st, lock, choice, workers };
   } catch (err) {
-    await st.close();
+    await closeContainer(opened);
     throw err;
   }
 }
