@@ -59,8 +59,7 @@ export interface VolumeParts {
 
 /** An open, unlocked volume. Close it to flush, unlock the file and wipe the keys. */
 export class Volume {
-  /** Container file path. */
-  readonly path: string;
+  private pathNow: string;
   /** True when writes are refused (opened read-only, or an unknown ro_compat feature). */
   readonly readOnly: boolean;
   /** The keyslot whose secret opened this volume. */
@@ -81,7 +80,7 @@ export class Volume {
 
   /** @internal use openVolume() or createVolume(). */
   constructor(parts: VolumeParts) {
-    this.path = parts.path;
+    this.pathNow = parts.path;
     this.storage = parts.storage;
     this.fieldsNow = parts.fields;
     this.masterKeyBytes = parts.masterKey;
@@ -90,6 +89,19 @@ export class Volume {
     this.unlockedSlot = parts.unlockedSlot;
     this.macKey = deriveHeaderMacKey(parts.masterKey, parts.fields.uuid);
     this.xts = new XtsCipher(parts.masterKey, parts.fields.sectorSize);
+  }
+
+  /** Container file path. */
+  get path(): string {
+    return this.pathNow;
+  }
+
+  /**
+   * Record that the open container file now has the name `path` (createVolume renames its
+   * temporary file over the target once the volume is complete, SPEC §9.1). @internal
+   */
+  renamedTo(path: string): void {
+    this.pathNow = path;
   }
 
   /** Current header fields (a snapshot; change them with {@link updateHeader}). */
