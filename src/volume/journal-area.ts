@@ -7,8 +7,11 @@
 import type { HeaderFields } from '../../volume-format/header.js';
 import type { Storage } from '../io/storage.js';
 
-/** Bytes written per call when no buffer is lent. */
-const ZERO_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Bytes written per call when no buffer is lent: the whole 12 MiB area of v1 writers in one
+ * write (a fresh buffer costs no page faults until read, and one write is one crash point).
+ */
+const ZERO_CHUNK_BYTES = 16 * 1024 * 1024;
 
 /**
  * Write zeros over `[journal_offset, journal_offset + journal_size)`. `scratch`, if given, is
