@@ -662,9 +662,12 @@ class Engine {
       });
       if (pos < this.sectorCount) return false;
       // Step F2: the journal held fingerprints or old-key ciphertext; SPEC §2 wants it zero.
-      // Written from a chunk buffer already in use when there is one: filling a fresh 3 MiB
-      // with zeros and writing it took ≈ 25 ms here (every page faulted in), a reused one ≈ 1 ms.
-      await writeJournalZeros(this.storage, this.fields, spare);
+      // Written from a chunk buffer already in use when there is one of full size: filling a
+      // fresh 3 MiB with zeros and writing it took ≈ 25 ms here (every page faulted in), a
+      // reused one ≈ 1 ms. Otherwise from a fresh buffer, never filled (its pages read as zero).
+      const size = Math.min(this.fields.journalSize, CHUNK_BYTES);
+      const reuse = spare !== null && spare.length >= size ? spare.subarray(0, size) : null;
+      await writeJournalZeros(this.storage, this.fields, reuse);
       await this.storage.syncData();
       // Step F3: clear the flag and the feature area: the old master key is gone from disk.
       await this.headerUpdate(this.state, true);

@@ -10,21 +10,17 @@ import {
   closeSync,
   mkdirSync,
   openSync,
+  readFileSync,
   statSync,
   truncateSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_JOURNAL_SIZE, JOURNAL_OFFSET } from '../../volume-format/constants.js';
 import { CHEAP_KDF, runCli } from '../helpers/cli.js';
-import { sh, sha256File } from '../helpers/mount.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import { forceCleanup, mountTestDir, sh, sha256File, withRawDrive } from '../helpers/mount.js';
 
-const { dir, cleanup } = makeTempDir();
-const PASSPHRASE = 'full host secret';
-const pass = join(dir, 'pass');
-writeFileSync(pass, `${PASSPHRASE}\n`);
+const { dir, cleanup, runtime, pass, mnt } = mountTestDir('full host secret');
 const host = join(dir, 'host');
 mkdirSync(host);
 
@@ -81,10 +77,13 @@ function create(path: string, size: string): void {
 const info = (path: string): { dataSize: number; dataOffset: number; reencryption: unknown } =>
   JSON.parse(runCli(['info', path, '--json']).stdout);
 
-test.after(cleanup);
+test.after(() => {
+  forceCleanup(dir, runtime);
+  cleanup();
+});
 
 test('reencrypt with a sparse journal area on a full host: refused before the flag, unchanged', async () => {
-  await withSmallHost(() => {
+  await withSmallHost(async () => {
     const vol = join(host, 'legacy.img');
     create(vol, '16M');
     // Make the journal area a hole again, as every version before this one left it.
@@ -105,6 +104,10 @@ test('reencrypt with a sparse journal area on a full host: refused before the fl
     const check = runCli(['check', vol, '--passphrase-file', pass]);
     assert.is(check.status, 0, check.stderr);
     assert.is(sha256File(vol), before, 'same bytes');
+    // It mounts, and its drive reads as a new volume's: zeros (the key did not change).
+    await withRawDrive(vol, mnt, pass, (drive) => {
+      assert.ok(readFileSync(drive).equals(Buffer.alloc(16 * 1048576)), 'drive reads zeros');
+    });
     assert.is(r.status, 6, r.stderr);
     assert.match(r.stderr, /cannot write the journal area: no space left/);
     assert.match(r.stderr, /nothing was changed \(the volume is as it was\)/);
