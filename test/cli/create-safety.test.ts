@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_JOURNAL_SIZE, JOURNAL_OFFSET } from '../../volume-format/constants.js';
 import { liveProcessStartTime } from '../../src/io/process-start.js';
@@ -145,6 +145,13 @@ test('a later create removes temporary files whose process is gone, and says so'
     const recycled = `.${name}.cryptainer-tmp-${sleeper.pid}-${Number(start) + 1}-44556677ccdd`;
     writeFileSync(join(dir, live), 'x');
     writeFileSync(join(dir, recycled), 'x');
+    // Earlier versions' names carry no owner: stale once unchanged for ten minutes.
+    const legacyOld = `.${name}.cryptainer-tmp-0123456789ab`;
+    const legacyNew = `.${name}.cryptainer-tmp-ba9876543210`;
+    writeFileSync(join(dir, legacyOld), 'x');
+    const hourAgo = new Date(Date.now() - 3600_000);
+    utimesSync(join(dir, legacyOld), hourAgo, hourAgo);
+    writeFileSync(join(dir, legacyNew), 'x');
     const r = runCli(createArgs(path, '4M'));
     assert.is(r.status, 0, r.stderr);
     assert.match(
@@ -152,8 +159,13 @@ test('a later create removes temporary files whose process is gone, and says so'
       new RegExp(`removed .*${leftover}, an unfinished volume .*process ${killedPid} no longer`),
     );
     assert.match(r.stderr, new RegExp(`removed .*${recycled}`));
+    assert.match(r.stderr, new RegExp(`removed .*${legacyOld}, .*earlier version`));
     assert.not.ok(r.stderr.includes(live), 'a running process owns it: not mentioned');
-    assert.equal(tempsOf(name), [live], 'only the running process keeps its file');
+    assert.equal(
+      tempsOf(name).sort(),
+      [legacyNew, live].sort(),
+      "kept: the running process's file, and a recent one of an earlier version",
+    );
   } finally {
     sleeper.kill('SIGKILL');
   }
