@@ -55,7 +55,12 @@ import { type HeldLock, acquireLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { writeJournalZeros } from './journal-area.js';
 import { type Rng, systemRng } from '../rng.js';
-import { readHeaderChoice, repairHeaderCopies, writeHeaderUpdate } from './header-store.js';
+import {
+  checkSeqidRoom,
+  readHeaderChoice,
+  repairHeaderCopies,
+  writeHeaderUpdate,
+} from './header-store.js';
 import { type UnlockSecret, resolveKdfInput } from './secret.js';
 import { type Recrypter, RecryptWorkers, inlineRecrypter } from './recrypt.js';
 import { unlockKeyslots } from './unlock.js';
@@ -336,7 +341,14 @@ export async function resumeReencrypt(
       );
     }
     checkKeyHalves(oldKey);
-    if (options.resilience !== undefined) checkJournalFits(options.resilience, fields);
+    // SPEC §15.5: the segments still to write need a journal slot that holds one sector's
+    // record. The header (MAC-verified, but written by any writer) may name a journal too small
+    // for the recorded resilience: refuse before anything is written, not mid-segment.
+    const left = sectorCountOf(fields) - state.sectorsDone - state.segmentSectors;
+    if (options.resilience !== undefined || left > 0) {
+      checkJournalFits(options.resilience ?? state.resilience, fields);
+    }
+    checkSeqidRoom(fields.seqid); // every run ends with a header update: refuse before writing
     const engine = new Engine(
       session.storage,
       fields,
