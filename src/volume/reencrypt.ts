@@ -24,6 +24,7 @@ import {
 } from '../../volume-format/constants.js';
 import {
   AuthError,
+  CryptainerError,
   FormatError,
   IntegrityError,
   IoError,
@@ -52,6 +53,7 @@ import {
 import { closeContainer, openContainer } from '../io/container-file.js';
 import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
+import { writeJournalZeros } from './journal-area.js';
 import { type Rng, systemRng } from '../rng.js';
 import {
   checkSeqidRoom,
@@ -245,6 +247,7 @@ export async function startReencrypt(
     }
     oldMac = deriveHeaderMacKey(oldKey!, fields.uuid);
     await verifyAndRepair(session, oldMac);
+    await allocateJournal(session.storage, fields, path); // step S0
     newKey = drawMasterKey(rng, oldKey!);
     // SPEC §15.6 step S: rewrap every kept slot with the new key, drop the others, seal the
     // old key under the new one, set the flag: one header update, MAC under the new key.
@@ -673,16 +676,10 @@ class Engine {
       // Step F2: the journal held fingerprints or old-key ciphertext; SPEC §2 wants it zero.
       // Written from a chunk buffer already in use when there is one of full size: filling a
       // fresh 3 MiB with zeros and writing it took ≈ 25 ms here (every page faulted in), a
-      // reused one ≈ 1 ms. A fresh buffer is not filled: its pages read as zero unfaulted.
+      // reused one ≈ 1 ms. Otherwise from a fresh buffer, never filled (its pages read as zero).
       const size = Math.min(this.fields.journalSize, CHUNK_BYTES);
-      const zeros =
-        spare !== null && spare.length >= size
-          ? spare.subarray(0, size).fill(0)
-          : new Uint8Array(size);
-      for (let at = 0; at < this.fields.journalSize; at += zeros.length) {
-        const n = Math.min(zeros.length, this.fields.journalSize - at);
-        await this.storage.writeAt(this.fields.journalOffset + at, zeros.subarray(0, n));
-      }
+      const reuse = spare !== null && spare.length >= size ? spare.subarray(0, size) : null;
+      await writeJournalZeros(this.storage, this.fields, reuse);
       await this.storage.syncData();
       // Step F3: clear the flag and the feature area: the old master key is gone from disk.
       await this.headerUpdate(this.state, true);
@@ -937,6 +934,32 @@ async function verifyAndRepair(session: Session, macKey: Uint8Array): Promise<vo
   }
   // SPEC §9.3 precondition: both copies valid and equal before the next header update.
   if (choice.repair.length > 0) await repairHeaderCopies(session.storage, choice, macKey);
+}
+
+/**
+ * SPEC §15.6 step S0: zeros over the journal area (zero already, no flag being set), then
+ * fdatasync, so that a volume whose journal area an earlier version left sparse gets it
+ * allocated now. Failing here (a full host file system) leaves the volume as it was.
+ */
+async function allocateJournal(
+  storage: Storage,
+  fields: HeaderFields,
+  path: string,
+): Promise<void> {
+  try {
+    await writeJournalZeros(storage, fields);
+    await storage.syncData();
+  } catch (err) {
+    if (!(err instanceof CryptainerError)) throw err;
+    const why =
+      err.code === 'NO_SPACE' ? 'no space left on the file system that holds it' : err.message;
+    throw new IoError(
+      err.code,
+      `re-encrypting ${path}: cannot write the journal area: ${why}; ` +
+        'nothing was changed (the volume is as it was)',
+      { cause: err },
+    );
+  }
 }
 
 function activeSlots(fields: HeaderFields): number[] {

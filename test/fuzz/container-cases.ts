@@ -8,6 +8,7 @@
  * cheap or out-of-limit values, and {@link guardKdfCost} fails the case before any open that
  * could run Argon2 on costly parameters.
  */
+import { writeFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { constantTimeEqual } from '../../crypto/bytes.js';
 import { deriveHeaderMacKey, hmacSha256 } from '../../crypto/hkdf.js';
@@ -290,6 +291,8 @@ export async function runContainerCase(c: ContainerCase, path: string): Promise<
   disk.set(b, HEADER_COPY_OFFSETS.B);
   const want = expectedOpen(c, a, b, { a: originalA, uuid: fields.uuid, masterKey }, length);
   const before = Uint8Array.from(disk);
+  // The lock (SPEC §9.2) is taken on the file at `path`, even with an injected storage.
+  await writeFile(path, '', { flag: 'a' });
   const storage = new MemoryStorage(disk);
   const secret = { passphrase: RIGHT, storage };
   const got = await withTimeout(

@@ -5,6 +5,7 @@
  * the MAC, then resumed. The outcome must follow SPEC §8, §10 rows 31–32 and §15.7; when the
  * state was not mutated, every sector must afterwards decrypt to its plaintext under the new key.
  */
+import { writeFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { createHash, createHmac } from 'node:crypto';
 import { constantTimeEqual } from '../../crypto/bytes.js';
@@ -144,6 +145,8 @@ export async function runResumeCase(c: ResumeCase, path: string): Promise<void> 
   disk.set(b, HEADER_COPY_OFFSETS.B);
   const want = expected(c, disk, a, b, { a: originalA, uuid: fields.uuid, newKey });
   const before = Uint8Array.from(disk.subarray(fields.journalOffset));
+  // The lock (SPEC §9.2) is taken on the file at `path`, even with an injected storage.
+  await writeFile(path, '', { flag: 'a' });
   const storage = new MemoryStorage(disk);
   const got = await withTimeout(
     (async () => {
