@@ -16,7 +16,7 @@ import {
 } from '../../src/volume/backup.js';
 import { addKeyslot, changeKeyslot, removeKeyslot } from '../../src/volume/keyslots.js';
 import { repairVolume } from '../../src/volume/repair.js';
-import { SimulatedCrash } from './fault-storage.js';
+import { isSimulatedCrash } from './fault-storage.js';
 import { TEST_KDF } from './tmp.js';
 
 /** The scenarios, secrets and helpers, with their volumes in `dir`. */
@@ -87,7 +87,7 @@ export function keyScenarios(dir: string) {
       await fn(v);
     } finally {
       await v.close().catch((err) => {
-        if (!(err instanceof SimulatedCrash)) throw err;
+        if (!isSimulatedCrash(err)) throw err;
       });
     }
   }

@@ -13,7 +13,7 @@
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStorage } from '../../src/io/file-storage.js';
-import { SimulatedCrash } from './fault-storage.js';
+import { isSimulatedCrash } from './fault-storage.js';
 import { type PersistPlan, PowerLossStorage } from './power-loss-storage.js';
 
 /** Random persisted states checked per crash point. */
@@ -132,7 +132,7 @@ export async function exploreCrashPoints(e: CrashExploration): Promise<CrashStat
     try {
       await e.run(work, storage);
     } catch (err) {
-      if (!(err instanceof SimulatedCrash)) throw err;
+      if (!isSimulatedCrash(err)) throw err;
       outcome = 'crashed';
     } finally {
       await storage.close();

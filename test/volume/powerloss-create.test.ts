@@ -12,7 +12,7 @@ import { FileStorage } from '../../src/io/file-storage.js';
 import { createVolume, openVolume } from '../../src/index.js';
 import { readHeaderBackup, writeHeaderBackup } from '../../src/volume/backup.js';
 import type { Volume } from '../../src/volume/volume.js';
-import { SimulatedCrash } from '../helpers/fault-storage.js';
+import { isSimulatedCrash } from '../helpers/fault-storage.js';
 import { DirectoryModel } from '../helpers/power-loss-dir.js';
 import { BASE_SEED, type Outcome, RANDOM_STATES, plansFor } from '../helpers/power-loss.js';
 import { PowerLossStorage } from '../helpers/power-loss-storage.js';
@@ -73,7 +73,7 @@ for (const force of [false, true]) {
               (storage = new PowerLossStorage(s, phase === 'data' ? k : Infinity)),
           });
         } catch (err) {
-          if (!(err instanceof SimulatedCrash)) throw err;
+          if (!isSimulatedCrash(err)) throw err;
           outcome = 'crashed';
         } finally {
           model.uninstall();
@@ -150,7 +150,7 @@ test('header backup: power loss leaves no backup or a complete one', async () =>
     try {
       await writeHeaderBackup(volumePath, backupPath);
     } catch (err) {
-      if (!(err instanceof SimulatedCrash)) throw err;
+      if (!isSimulatedCrash(err)) throw err;
       outcome = 'crashed';
     } finally {
       model.uninstall();
