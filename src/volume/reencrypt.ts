@@ -31,7 +31,7 @@ import {
   UsageError,
 } from '../../volume-format/errors.js';
 import { INCOMPAT_REENCRYPT, checkFeatures } from '../../volume-format/features.js';
-import { type HeaderFields, verifyHeaderMac } from '../../volume-format/header.js';
+import { type HeaderFields, keyGenerationOf, verifyHeaderMac } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { type Keyslot, inactiveKeyslot, wrapMasterKey } from '../../volume-format/keyslot.js';
 import { containerSizeOf, sectorCountOf } from '../../volume-format/layout.js';
@@ -242,7 +242,8 @@ export async function startReencrypt(
     await verifyAndRepair(session, oldMac);
     newKey = drawMasterKey(rng, oldKey!);
     // SPEC §15.6 step S: rewrap every kept slot with the new key, drop the others, seal the
-    // old key under the new one, set the flag: one header update, MAC under the new key.
+    // old key under the new one, set the flag, raise the key generation: one header update,
+    // MAC under the new key.
     const keyslots: Keyslot[] = fields.keyslots.map(() => inactiveKeyslot());
     for (const i of keep) {
       const slot = fields.keyslots[i]!;
@@ -268,6 +269,9 @@ export async function startReencrypt(
     const next: HeaderFields = {
       ...fields,
       seqid: fields.seqid + 1,
+      // SPEC §3.1, §15.6 step S: the generation names the key the keyslots wrap, so it rises in
+      // the same header update that rewraps them; every later update carries it unchanged.
+      keyGeneration: keyGenerationOf(fields) + 1,
       keyslots,
       features: { ...fields.features, incompat: fields.features.incompat | INCOMPAT_REENCRYPT },
       featureArea: encodeReencryptState(state, fields),

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { openVolume } from '../../volume/open.js';
 import { inspectVolume } from '../../volume/open.js';
-import { out, outJson } from '../output.js';
+import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
 
 /** Register the command. */
@@ -26,13 +26,31 @@ export function registerCheck(program: Command): void {
         ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
       });
       const slot = volume.unlockedSlot;
+      // The volume may be read-only although --read-only was not given: an unknown ro_compat
+      // feature (SPEC §7) forbids writing any header copy, so openVolume repaired nothing.
+      const wrote = !volume.readOnly;
       await volume.close();
-      const repaired = opts.readOnly ? [] : before.repair;
+      const repaired = wrote ? before.repair : [];
+      const unrepaired = wrote ? [] : before.repair;
       if (opts.json)
-        outJson({ path: file, ok: true, keyslot: slot, repairedHeaderCopies: repaired });
+        outJson({
+          path: file,
+          ok: true,
+          keyslot: slot,
+          repairedHeaderCopies: repaired,
+          unrepairedHeaderCopies: unrepaired,
+        });
       else {
         out(`ok: keyslot ${slot} unlocks ${file}`);
         for (const c of repaired) out(`repaired header copy ${c} from copy ${before.winner}`);
+        for (const c of unrepaired) {
+          note(
+            `header copy ${c} needs repair but was not written: ` +
+              (opts.readOnly
+                ? 'opened with --read-only'
+                : 'the volume has read-only-compatible features this version does not know'),
+          );
+        }
       }
     } finally {
       if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
