@@ -48,7 +48,7 @@ function tryDecode(bytes: Uint8Array | null, copy: HeaderCopyName): Decoded {
  * Copy verdicts that fail the whole volume (SPEC §7 "Scope", §8 step 3): a copy that passed
  * its checksum and still asks for an unknown incompat feature or KDF work beyond the limits was
  * written on purpose by another writer. Reading the other copy instead would roll that
- * writer's state back, and a read-write open would then overwrite it (SPEC 1.1, D1).
+ * writer's state back, and a read-write open would then overwrite it.
  */
 const VOLUME_VERDICTS: ReadonlySet<string> = new Set(['UNSUPPORTED_FEATURE', 'KDF_LIMITS']);
 
