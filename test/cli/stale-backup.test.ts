@@ -3,6 +3,7 @@
 // untouched (the data stays readable); `--force-stale` restores it anyway, as README documents.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { openVolume } from '../../src/index.js';
 import { CHEAP_KDF, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
+const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const { dir, cleanup } = makeTempDir();
 const passFile = join(dir, 'pass');
 writeFileSync(passFile, 'stale secret\n');
@@ -105,6 +107,62 @@ test('a current backup restores without any force (same key generation)', async 
   const r = runCli(['header-restore', path, current, '--yes']);
   assert.is(r.status, 0, r.stderr);
   assert.ok((await driveHead(path)).equals(DATA));
+});
+
+/**
+ * Run `cryptainer args` on a pseudo-terminal (util-linux `script`), answering each prompt that
+ * matches a regexp with its line once it appears. Returns the exit status and the output.
+ */
+function onTerminal(
+  args: string[],
+  answers: Array<[RegExp, string]>,
+): Promise<{ status: number | null; output: string }> {
+  const cmd = [process.execPath, MAIN, ...args].map((a) => `'${a}'`).join(' ');
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  const pending = [...answers];
+  const onData = (d: Buffer) => {
+    output += d.toString();
+    while (pending.length > 0 && pending[0]![0].test(output)) {
+      child.stdin.write(`${pending.shift()![1]}\r`);
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) =>
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, output });
+    }),
+  );
+}
+
+test('on a terminal: the typed phrase restores a stale backup; anything else refuses (exit 4)', async () => {
+  const { path, old } = await staleSetup('terminal');
+  const before = readFileSync(path);
+  const wrong = await onTerminal(
+    ['header-restore', path, old],
+    [[/Type "restore stale backup"/, 'yes']],
+  );
+  assert.is(wrong.status, 4, wrong.output);
+  assert.match(wrong.output, /stale/);
+  assert.ok(before.equals(readFileSync(path)), 'nothing written');
+  const yesOnly = await onTerminal(
+    ['header-restore', path, old, '--yes'],
+    [[/Type "restore/, 'YES']],
+  );
+  assert.is(yesOnly.status, 4, '--yes does not cover a stale backup');
+  assert.ok(before.equals(readFileSync(path)), 'nothing written');
+  const typed = await onTerminal(
+    ['header-restore', path, old],
+    [
+      [/Type "restore stale backup"/, 'restore stale backup'],
+      [/Type YES/, 'YES'],
+    ],
+  );
+  assert.is(typed.status, 0, typed.output);
+  assert.equal(readFileSync(path).subarray(0, 4096), readFileSync(old).subarray(512, 512 + 4096));
 });
 
 test.after(cleanup);
