@@ -113,6 +113,13 @@ test('a fixture (revision 1.0, key generation 0) restores its own backup; after 
     }
     await startReencrypt(path, { keep: new Map([[0, { passphrase: PASSPHRASE }]]) });
     assert.is(keyGenerationOf((await inspectVolume(path)).fields), 1);
+    const w = await openVolume(path, { passphrase: PASSPHRASE });
+    try {
+      await addKeyslot(w, { passphrase: 'after' }, { kdf: TEST_KDF });
+    } finally {
+      await w.close();
+    }
+    assert.is(keyGenerationOf((await inspectVolume(path)).fields), 1, 'a key change keeps it');
     try {
       await restoreHeaderBackup(path, backup);
       assert.unreachable('a pre-re-encryption backup must be refused');
