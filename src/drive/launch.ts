@@ -13,11 +13,13 @@
  *   foreground; stdout: /dev/null.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { wipe } from '../../crypto/bytes.js';
 import { CryptainerError, type ErrorCode, MountError } from '../../volume-format/errors.js';
+import { MAX_PASSPHRASE_BYTES, readStdinToEnd } from '../io/secret-input.js';
+import { makeUndumpable, secureCopy, secureMemoryProblem } from '../secure-memory.js';
 import { sleep } from './filesystem.js';
 import { type MountRequest, serveMount, verifyMounted } from './mount.js';
 import { type MountRecord, entryDir, removeEntry } from './registry.js';
@@ -27,6 +29,9 @@ export const SERVE_COMMAND = '__serve';
 
 /** Longest wait for the child to report (unlocking with a costly KDF is the slow part). */
 const READY_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** The request line (paths, options) plus a passphrase of at most the usual cap. */
+const MAX_SERVE_INPUT_BYTES = 1024 * 1024 + MAX_PASSPHRASE_BYTES;
 
 const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -176,14 +181,20 @@ function serverEnv(): NodeJS.ProcessEnv {
  * report on fd 3. Resolves when the volume was unmounted.
  */
 export async function runServeChild(): Promise<void> {
-  const input = readAllStdin();
+  // Before any secret arrives: no core dump, and no ptrace or /proc/PID/mem for other
+  // processes of this user (README, "Security notes"). Without the addon, the log says so.
+  const undumpable = makeUndumpable();
+  const input = await readStdinToEnd(MAX_SERVE_INPUT_BYTES);
   const nl = input.indexOf(0x0a);
   const req = JSON.parse(input.subarray(0, nl).toString('utf8')) as MountRequest;
-  const passphrase = Uint8Array.from(input.subarray(nl + 1));
+  // Off the JavaScript heap (whose collector moves small arrays, leaving stale copies behind).
+  const passphrase = secureCopy(input.subarray(nl + 1));
   wipe(input);
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} cryptainer[${process.pid}]: ${line}\n`);
   };
+  if (!undumpable)
+    log(`${secureMemoryProblem ?? 'secure memory unavailable'}: serving unprotected`);
   let reported = false;
   /** Tell the parent; false if it is gone (EPIPE: Node ignores SIGPIPE). */
   const report = (msg: Record<string, unknown>): boolean => {
@@ -219,24 +230,4 @@ export async function runServeChild(): Promise<void> {
     await removeEntry(req.id).catch(() => undefined); // the parent may be gone
     if (!(err instanceof CryptainerError)) throw err;
   }
-}
-
-function readAllStdin(): Buffer {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((err as NodeJS.ErrnoException).code === 'EOF') break;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-  }
-  const all = Buffer.concat(chunks);
-  wipe(buf, ...chunks);
-  return all;
 }

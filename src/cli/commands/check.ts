@@ -17,6 +17,7 @@ export function registerCheck(program: Command): void {
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd);
   cmd.action(async (file: string, opts: SecretOptionValues & Record<string, unknown>) => {
+    // A damaged or missing file fails before the passphrase is asked.
     const before = await inspectVolume(file);
     const secret = await secretFrom(opts, `Passphrase for ${file}`);
     try {
@@ -26,12 +27,11 @@ export function registerCheck(program: Command): void {
         ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
       });
       const slot = volume.unlockedSlot;
-      // The volume may be read-only although --read-only was not given: an unknown ro_compat
-      // feature (SPEC §7) forbids writing any header copy, so openVolume repaired nothing.
-      const wrote = !volume.readOnly;
+      // openedFrom.repaired is empty when the volume is read-only, also when --read-only was not
+      // given: an unknown ro_compat feature (SPEC §7) forbids writing any header copy.
+      const { winner, repaired } = volume.openedFrom;
+      const unrepaired = volume.readOnly ? before.repair : [];
       await volume.close();
-      const repaired = wrote ? before.repair : [];
-      const unrepaired = wrote ? [] : before.repair;
       if (opts.json)
         outJson({
           path: file,
@@ -42,7 +42,7 @@ export function registerCheck(program: Command): void {
         });
       else {
         out(`ok: keyslot ${slot} unlocks ${file}`);
-        for (const c of repaired) out(`repaired header copy ${c} from copy ${before.winner}`);
+        for (const c of repaired) out(`repaired header copy ${c} from copy ${winner}`);
         for (const c of unrepaired) {
           note(
             `header copy ${c} needs repair but was not written: ` +
