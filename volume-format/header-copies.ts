@@ -45,9 +45,18 @@ function tryDecode(bytes: Uint8Array | null, copy: HeaderCopyName): Decoded {
 }
 
 /**
+ * Copy verdicts that fail the whole volume (SPEC §7 "Scope", §8 step 3): a copy that passed
+ * its checksum and still asks for an unknown incompat feature or KDF work beyond the limits was
+ * written on purpose by another writer. Reading the other copy instead would roll that
+ * writer's state back, and a read-write open would then overwrite it.
+ */
+const VOLUME_VERDICTS: ReadonlySet<string> = new Set(['UNSUPPORTED_FEATURE', 'KDF_LIMITS']);
+
+/**
  * Decide which copy wins (SPEC §8). `bytesA`/`bytesB` are what was read at each copy's offset
- * (`null` if unreadable). Throws `NO_VALID_HEADER`, or the shared volume-level reason
- * (`UNSUPPORTED_FEATURE`, `KDF_LIMITS`, `UNSUPPORTED_VERSION`) when both copies fail with it.
+ * (`null` if unreadable). Throws, in the order of SPEC §8 step 3: copy A's, else copy B's
+ * `UNSUPPORTED_FEATURE`/`KDF_LIMITS` (whatever the other copy says); `UNSUPPORTED_VERSION` when
+ * both copies fail with it; else `NO_VALID_HEADER` when neither copy is valid.
  */
 export function planHeaderChoice(
   bytesA: Uint8Array | null,
@@ -55,9 +64,12 @@ export function planHeaderChoice(
 ): HeaderChoice {
   const a = tryDecode(bytesA, 'A');
   const b = tryDecode(bytesB, 'B');
+  for (const d of [a, b]) {
+    if (!d.ok && VOLUME_VERDICTS.has(d.error.code)) throw d.error;
+  }
   if (!a.ok && !b.ok) {
-    const shared = ['UNSUPPORTED_FEATURE', 'KDF_LIMITS', 'UNSUPPORTED_VERSION'];
-    if (a.error.code === b.error.code && shared.includes(a.error.code)) {
+    // SPEC §8 step 3: the only code that replaces NO_VALID_HEADER for two invalid copies.
+    if (a.error.code === 'UNSUPPORTED_VERSION' && b.error.code === 'UNSUPPORTED_VERSION') {
       throw a.error;
     }
     throw new FormatError(

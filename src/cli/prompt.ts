@@ -99,3 +99,20 @@ export async function confirmOrAbort(question: string, assumeYes: boolean): Prom
     rl.close();
   }
 }
+
+/**
+ * On a terminal, ask the user to type `phrase` exactly (for one dangerous case that a general
+ * YES must not cover). Throws `ABORTED` on any other answer, and `USAGE` off a terminal.
+ */
+export async function confirmPhrase(question: string, phrase: string): Promise<void> {
+  if (!isInteractive()) {
+    throw new UsageError('USAGE', `${question}: a typed confirmation needs a terminal`);
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question}\nType "${phrase}" to continue: `);
+    if (answer.trim() !== phrase) throw new CryptainerError('ABORTED', 'cancelled');
+  } finally {
+    rl.close();
+  }
+}

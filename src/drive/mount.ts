@@ -27,6 +27,8 @@ import {
   checkMountpoint,
   detachLoop,
   detectFilesystem,
+  ext4BlockSize,
+  loopSectorSize,
   findMount,
   fuseUsable,
   mountExt4,
@@ -120,7 +122,7 @@ export async function serveMount(
       if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
     }
     const readOnly = volume.readOnly;
-    const kind = await resolveKind(volume, req.filesystem);
+    const { kind, blockSize } = await resolveKind(volume, req.filesystem);
     checkPrivileges(kind, asRoot);
     if (kind === 'ntfs' && !asRoot && !(await userAllowOther())) {
       throw new MountError(
@@ -158,7 +160,7 @@ export async function serveMount(
     if (kind === 'ext4') {
       const dev = await attachLoop(drivePath, {
         readOnly,
-        sectorSize: volume.sectorSize,
+        sectorSize: loopSectorSize(volume.sectorSize, blockSize),
         directIo: !fuse.pageCached,
       });
       loopDevice = dev;
@@ -221,17 +223,21 @@ async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Which filesystem to mount: the requested one, or the one the drive holds. */
+/**
+ * Which filesystem to mount: the requested one, or the one the drive holds; with the ext4
+ * block size (for the loop device, SPEC §6), null for other filesystems.
+ */
 async function resolveKind(
   volume: Volume,
   wanted: MountRequest['filesystem'],
-): Promise<FilesystemKind> {
-  if (wanted === 'none') return 'none';
+): Promise<{ kind: FilesystemKind; blockSize: number | null }> {
+  if (wanted === 'none') return { kind: 'none', blockSize: null };
   const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
   const found = detectFilesystem(head);
+  const blockSize = ext4BlockSize(head);
   wipe(head);
   if (wanted === 'auto') {
-    if (found) return found;
+    if (found) return { kind: found, blockSize };
     throw new MountError(
       'MOUNT_FAILED',
       'detecting the filesystem: the volume holds neither ext4 nor NTFS ' +
@@ -244,7 +250,7 @@ async function resolveKind(
       `detecting the filesystem: asked for ${wanted}, the volume holds ${found ?? 'neither ext4 nor NTFS'}`,
     );
   }
-  return wanted;
+  return { kind: wanted, blockSize };
 }
 
 function checkPrivileges(kind: FilesystemKind, asRoot: boolean): void {

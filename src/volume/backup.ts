@@ -15,11 +15,13 @@ import {
   UUID_BYTES,
 } from '../../volume-format/constants.js';
 import {
+  type BackupStaleness,
   type HeaderBackup,
   checkBackupMatches,
   checkBackupPrefix,
   decodeHeaderBackup,
   encodeHeaderBackup,
+  planBackupStaleness,
 } from '../../volume-format/backup.js';
 import { CryptainerError, FormatError, UsageError } from '../../volume-format/errors.js';
 import { type HeaderChoice, planHeaderChoice } from '../../volume-format/header-copies.js';
@@ -115,6 +117,12 @@ export interface RestoreTarget {
   kind: 'match' | 'unverified';
   /** The container's current header choice (only for `match`). */
   current?: HeaderChoice;
+  /**
+   * For `match`: set when the backup does not describe the key the data is under (another key
+   * generation or re-encryption state, SPEC §13.4 precondition 4). Restoring it is refused
+   * with `BACKUP_STALE` unless forced.
+   */
+  stale?: BackupStaleness;
   /** Why the container's header is unusable (only for `unverified`). */
   headerError?: CryptainerError;
   /**
@@ -152,19 +160,35 @@ export async function planRestoreTarget(
     throw err;
   }
   checkBackupMatches(backup, current.fields);
-  return { kind: 'match', current, otherUuids: [] };
+  const stale = planBackupStaleness(backup, current.fields);
+  return { kind: 'match', current, otherUuids: [], ...(stale ? { stale } : {}) };
 }
 
 /** Options for {@link restoreHeaderBackup}. */
 export interface RestoreOptions {
   /** Replace the file storage (fault-injection tests); it is closed afterwards. */
   storage?: Storage;
+  /**
+   * Restore even a stale backup (SPEC §13.4 precondition 4). Only for a user who confirmed
+   * this very case: the data then no longer decrypts under the restored keyslots.
+   */
+  allowStale?: boolean;
+}
+
+/** The `BACKUP_STALE` refusal for `target` (SPEC §10 row 34). */
+export function staleBackupError(path: string, stale: BackupStaleness): FormatError {
+  return new FormatError(
+    'BACKUP_STALE',
+    `restoring the header of ${path}: the backup is stale: ${stale.reason}; restoring it would ` +
+      'make the data unreadable (nothing was written)',
+  );
 }
 
 /**
  * Restore both header copies of `path` from `backup` (SPEC §13.4): under the volume's
- * exclusive lock (`VOLUME_BUSY` if it is open elsewhere), re-check the target, then write copy
- * A, fsync, copy B, fsync. A crash leaves the old header or the restored one (SPEC §13.4).
+ * exclusive lock (`VOLUME_BUSY` if it is open elsewhere), re-check the target (`BACKUP_MISMATCH`;
+ * `BACKUP_STALE` for a stale backup unless `allowStale`), then write copy A, fsync, copy B,
+ * fsync. A crash leaves the old header or the restored one (SPEC §13.4).
  */
 export async function restoreHeaderBackup(
   path: string,
@@ -179,6 +203,9 @@ export async function restoreHeaderBackup(
   try {
     const { storage } = opened;
     const target = await planRestoreTarget(storage, backup);
+    if (target.stale && options.allowStale !== true) {
+      throw staleBackupError(path, target.stale);
+    }
     for (const copy of ['A', 'B'] as const) {
       await storage.writeAt(HEADER_COPY_OFFSETS[copy], backup.copies[copy]);
       await storage.sync();

@@ -32,7 +32,7 @@ import {
   UsageError,
 } from '../../volume-format/errors.js';
 import { INCOMPAT_REENCRYPT, checkFeatures } from '../../volume-format/features.js';
-import { type HeaderFields, verifyHeaderMac } from '../../volume-format/header.js';
+import { type HeaderFields, keyGenerationOf, verifyHeaderMac } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { type Keyslot, inactiveKeyslot, wrapMasterKey } from '../../volume-format/keyslot.js';
 import { containerSizeOf, sectorCountOf } from '../../volume-format/layout.js';
@@ -250,7 +250,8 @@ export async function startReencrypt(
     await allocateJournal(session.storage, fields, path); // step S0
     newKey = drawMasterKey(rng, oldKey!);
     // SPEC §15.6 step S: rewrap every kept slot with the new key, drop the others, seal the
-    // old key under the new one, set the flag: one header update, MAC under the new key.
+    // old key under the new one, set the flag, raise the key generation: one header update,
+    // MAC under the new key.
     const keyslots: Keyslot[] = fields.keyslots.map(() => inactiveKeyslot());
     for (const i of keep) {
       const slot = fields.keyslots[i]!;
@@ -276,6 +277,9 @@ export async function startReencrypt(
     const next: HeaderFields = {
       ...fields,
       seqid: fields.seqid + 1,
+      // SPEC §3.1, §15.6 step S: the generation names the key the keyslots wrap, so it rises in
+      // the same header update that rewraps them; every later update carries it unchanged.
+      keyGeneration: keyGenerationOf(fields) + 1,
       keyslots,
       features: { ...fields.features, incompat: fields.features.incompat | INCOMPAT_REENCRYPT },
       featureArea: encodeReencryptState(state, fields),

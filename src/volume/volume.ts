@@ -6,7 +6,7 @@ import { wipe } from '../../crypto/bytes.js';
 import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
 import { XtsCipher } from '../../crypto/xts.js';
 import { IoError, UsageError } from '../../volume-format/errors.js';
-import type { HeaderFields } from '../../volume-format/header.js';
+import { type HeaderFields, keyGenerationOf } from '../../volume-format/header.js';
 import type { HeaderCopyName } from '../../volume-format/constants.js';
 import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
@@ -335,6 +335,11 @@ export class Volume {
       keyslots: [...current.keyslots],
     });
     next.seqid = current.seqid + 1;
+    // SPEC §3.1: only a re-encryption's first update changes the key generation; every other
+    // header update carries it, whatever `change` returned.
+    const generation = keyGenerationOf(current);
+    if (generation > 0) next.keyGeneration = generation;
+    else delete next.keyGeneration;
     await writeHeaderUpdate(this.storage, next, this.macKey);
     this.fieldsNow = next;
   }
