@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
-import { BusyError, MountError, UsageError } from '../../../volume-format/errors.js';
+import { BusyError, IoError, MountError, UsageError } from '../../../volume-format/errors.js';
 import { checkMountpoint } from '../../drive/filesystem.js';
 import { SERVE_COMMAND, runServeChild, startServer } from '../../drive/launch.js';
 import type { MountRequest } from '../../drive/mount.js';
@@ -17,6 +17,7 @@ import { checkNotMounted } from '../../drive/unmount.js';
 import { ioErrorFrom } from '../../io/file-storage.js';
 import { readLockOwner } from '../../io/lock.js';
 import { inspectVolume } from '../../volume/open.js';
+import { EXIT } from '../exit-codes.js';
 import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
 
@@ -64,7 +65,7 @@ export function registerMount(program: Command): void {
     const container = realPath(file, 'container');
     const target = realPath(mountpoint, 'mountpoint');
     await inspectVolume(container); // a damaged header fails before any passphrase is asked
-    await checkNotMounted(container);
+    for (const n of await checkNotMounted(container)) note(`cryptainer: ${n}`);
     await checkMountpoint(target);
     const owner = await readLockOwner(container);
     if (owner) {
@@ -100,6 +101,10 @@ export function registerMount(program: Command): void {
     if (started.finished) {
       note('serving in the foreground; Ctrl-C or `cryptainer unmount` unmounts');
       const status = await started.finished;
+      if (status === EXIT.IO) {
+        // Its last line above names the errors (server-health.ts).
+        throw new IoError('IO_ERROR', 'the server reported failed writes: data may be lost');
+      }
       if (status !== 0) {
         throw new MountError('MOUNT_FAILED', `the server exited with status ${status}`);
       }
