@@ -24,7 +24,14 @@ import {
 } from '../../volume-format/errors.js';
 import { sleep } from './filesystem.js';
 import { type MountRequest, serveMount, verifyMounted } from './mount.js';
-import { CLI_MAIN, type MountRecord, SERVE_COMMAND, entryDir, removeEntry } from './registry.js';
+import {
+  CLI_MAIN,
+  type MountRecord,
+  SERVE_COMMAND,
+  entryDir,
+  removeEntry,
+  writeServerPid,
+} from './registry.js';
 
 export { SERVE_COMMAND };
 
@@ -69,6 +76,7 @@ export async function startServer(
   } finally {
     if (logFd !== null) closeSync(logFd);
   }
+  if (child.pid !== undefined) await writeServerPid(req.id, child.pid).catch(() => undefined);
   const exit = new Promise<number>((done) => {
     child.on('exit', (code, signal) => done(code ?? (signal ? 128 : 1)));
   });

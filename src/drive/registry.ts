@@ -249,17 +249,29 @@ export async function readServerStatus(id: string): Promise<ServerStatus | null>
 }
 
 /**
- * Whether an entry without a record is left over by a process that is gone: its creator
- * (owner.json) and its server (status.json) are both dead, or it has no owner and is older
- * than a creator needs to set it up.
+ * Note the server of an entry as soon as it is spawned (server.json), so that the entry counts
+ * as in use even if its creator dies before the server has written anything itself.
+ */
+export async function writeServerPid(id: string, pid: number): Promise<void> {
+  const server: EntryOwner = { pid, pidStart: processStartTime(pid) ?? '' };
+  await writeJsonAtomic(id, 'server.json', server);
+}
+
+function runsSince(p: EntryOwner | null): boolean {
+  return p !== null && processStartTime(p.pid) === p.pidStart && processRuns(p.pid);
+}
+
+/**
+ * Whether an entry without a record is left over by processes that are gone: its creator
+ * (owner.json) and its server (server.json, status.json) are all dead, or it names none of
+ * them and is older than a creator needs to set it up.
  */
 export async function entryAbandoned(id: string): Promise<boolean> {
   const owner = await readJson<EntryOwner>(id, 'owner.json');
-  if (owner && processStartTime(owner.pid) === owner.pidStart && processRuns(owner.pid))
-    return false;
+  const server = await readJson<EntryOwner>(id, 'server.json');
   const status = await readServerStatus(id);
-  if (status && serverState(status) !== 'gone') return false;
-  if (owner || status) return true;
+  if (runsSince(owner) || runsSince(server) || runsSince(status)) return false;
+  if (owner || server || status) return true;
   try {
     const st = await fsp.stat(entryDir(id));
     return Date.now() - st.mtimeMs > ENTRY_SETUP_GRACE_MS;
