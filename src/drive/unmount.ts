@@ -137,7 +137,7 @@ function lossMessage(record: MountRecord, status: ServerStatus | null, how: stri
     ].filter(Boolean);
     return (
       `unmounted ${record.mountpoint}, but ${what.join(' and ') || 'its server failed'}: ` +
-      `data written to it may be lost; ${CHECK_HINT}; ${logHint(record)}`
+      `data written to it may be lost; ${CHECK_HINT}`
     );
   }
   return (

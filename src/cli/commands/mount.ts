@@ -8,16 +8,15 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
-import { BusyError, IoError, MountError, UsageError } from '../../../volume-format/errors.js';
+import { BusyError, MountError, UsageError } from '../../../volume-format/errors.js';
 import { checkMountpoint } from '../../drive/filesystem.js';
 import { SERVE_COMMAND, runServeChild, startServer } from '../../drive/launch.js';
 import type { MountRequest } from '../../drive/mount.js';
 import { type MountRecord, createEntryDir, removeEntry } from '../../drive/registry.js';
-import { checkNotMounted } from '../../drive/unmount.js';
+import { checkNotMounted, unmountRecord } from '../../drive/unmount.js';
 import { ioErrorFrom } from '../../io/file-storage.js';
 import { readLockOwner } from '../../io/lock.js';
 import { inspectVolume } from '../../volume/open.js';
-import { EXIT } from '../exit-codes.js';
 import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
 
@@ -101,11 +100,10 @@ export function registerMount(program: Command): void {
     if (started.finished) {
       note('serving in the foreground; Ctrl-C or `cryptainer unmount` unmounts');
       const status = await started.finished;
-      if (status === EXIT.IO) {
-        // Its last line above names the errors (server-health.ts).
-        throw new IoError('IO_ERROR', 'the server reported failed writes: data may be lost');
-      }
       if (status !== 0) {
+        // A server that counted lost writes, or failed its final flush, left its record and
+        // last word for `unmount`: conclude here the same way (IO_ERROR naming what was lost).
+        await unmountRecord(started.record);
         throw new MountError('MOUNT_FAILED', `the server exited with status ${status}`);
       }
       note(`unmounted ${started.record.mountpoint}`);
