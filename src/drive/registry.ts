@@ -258,7 +258,8 @@ export async function writeServerPid(id: string, pid: number): Promise<void> {
 }
 
 function runsSince(p: EntryOwner | null): boolean {
-  return p !== null && processStartTime(p.pid) === p.pidStart && processRuns(p.pid);
+  if (p === null || !Number.isSafeInteger(p.pid) || p.pid <= 0) return false;
+  return processStartTime(p.pid) === p.pidStart && processRuns(p.pid);
 }
 
 /**

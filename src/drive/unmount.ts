@@ -69,14 +69,15 @@ const CHECK_HINT =
   'check the filesystem (cryptainer mount FILE DIR --filesystem none, then e2fsck -f or ' +
   'ntfsfix on DIR/volume)';
 
-/** `VOLUME_BUSY`-free refusal for a record that names a process which is not our server. */
+/** Refusal for a record naming a process that is not our server (planted, or another install's). */
 function foreignServer(record: MountRecord): MountError {
   return new MountError(
     'MOUNT_FAILED',
     `${record.mountpoint}: the record names pid ${record.pid}, which is not a cryptainer ` +
-      'server of yours; nothing was signalled or unmounted',
+      `server of yours; nothing was signalled or unmounted (the record: ${entryDir(record.id)})`,
   );
 }
+
 /**
  * Unmount one recorded mount. Throws `VOLUME_BUSY` (with the processes holding it) when the
  * filesystem is in use; the mount is then left exactly as it was. Throws `IO_ERROR` (after
