@@ -2,8 +2,8 @@
  * Which header copy wins and what must be repaired (SPEC §8): a pure decision over the bytes
  * read at both copy offsets.
  */
-import type { HeaderCopyName } from './constants.js';
-import { CryptainerError, FormatError } from './errors.js';
+import { type HeaderCopyName, KEYSLOT_COUNT, KEYSLOT_SIZE, KEYSLOTS_OFFSET } from './constants.js';
+import { CryptainerError, FormatError, IntegrityError } from './errors.js';
 import { type HeaderFields, decodeHeaderCopy, sameHeaderContent } from './header.js';
 
 /** What `info` reports for a copy: valid and current, valid but behind, or invalid. */
@@ -110,4 +110,31 @@ function result(
     copies,
     repair,
   };
+}
+
+/**
+ * SPEC §8 step 7: the choice to try when `failed`, the winner, did not verify its MAC: the
+ * other copy, if it is valid, as the winner (whatever its seqid), with `failed` to repair.
+ * `null` when the other copy is not valid. `sameKeyslots` tells whether the master key already
+ * unlocked from `failed` can verify it (equal keyslot bytes) or its own keyslots must be tried.
+ */
+export function planOtherCopy(
+  bytesA: Uint8Array | null,
+  bytesB: Uint8Array | null,
+  failed: HeaderCopyName,
+): { choice: HeaderChoice; sameKeyslots: boolean } | null {
+  const other: HeaderCopyName = failed === 'A' ? 'B' : 'A';
+  const otherBytes = other === 'A' ? bytesA : bytesB;
+  const failedBytes = failed === 'A' ? bytesA : bytesB;
+  const decoded = tryDecode(otherBytes, other);
+  if (!decoded.ok || failedBytes === null) return null;
+  const error = new IntegrityError(
+    'HEADER_TAMPERED',
+    `header copy ${failed}: authentication failed (modified without the key)`,
+  );
+  const choice = result(other, decoded.fields, otherBytes!, { status: 'corrupt', error }, [failed]);
+  const span = [KEYSLOTS_OFFSET, KEYSLOTS_OFFSET + KEYSLOT_COUNT * KEYSLOT_SIZE] as const;
+  const sameKeyslots =
+    Buffer.compare(failedBytes.subarray(...span), otherBytes!.subarray(...span)) === 0;
+  return { choice, sameKeyslots };
 }

@@ -13,7 +13,7 @@
  *   foreground; stdout: /dev/null.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { wipe } from '../../crypto/bytes.js';
 import {
@@ -22,6 +22,8 @@ import {
   MountError,
   UsageError,
 } from '../../volume-format/errors.js';
+import { MAX_PASSPHRASE_BYTES, readStdinToEnd } from '../io/secret-input.js';
+import { makeUndumpable, secureCopy, secureMemoryProblem } from '../secure-memory.js';
 import { sleep } from './filesystem.js';
 import { type MountRequest, serveMount, verifyMounted } from './mount.js';
 import {
@@ -37,6 +39,9 @@ export { SERVE_COMMAND };
 
 /** Longest wait for the child to report (unlocking with a costly KDF is the slow part). */
 const READY_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** The request line (paths, options) plus a passphrase of at most the usual cap. */
+const MAX_SERVE_INPUT_BYTES = 1024 * 1024 + MAX_PASSPHRASE_BYTES;
 
 /** A started server: its record, and (for `--foreground`) a promise of its end. */
 export interface StartedServer {
@@ -185,13 +190,19 @@ function serverEnv(): NodeJS.ProcessEnv {
  * report on fd 3. Resolves when the volume was unmounted.
  */
 export async function runServeChild(): Promise<void> {
-  const input = readAllStdin();
+  // Before any secret arrives: no core dump, and no ptrace or /proc/PID/mem for other
+  // processes of this user (README, "Security notes"). Without the addon, the log says so.
+  const undumpable = makeUndumpable();
+  const input = await readStdinToEnd(MAX_SERVE_INPUT_BYTES);
   const req = parseRequest(input);
-  const passphrase = Uint8Array.from(input.subarray(input.indexOf(0x0a) + 1));
+  // Off the JavaScript heap (whose collector moves small arrays, leaving stale copies behind).
+  const passphrase = secureCopy(input.subarray(input.indexOf(0x0a) + 1));
   wipe(input);
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} cryptainer[${process.pid}]: ${line}\n`);
   };
+  if (!undumpable)
+    log(`${secureMemoryProblem ?? 'secure memory unavailable'}: serving unprotected`);
   let reported = false;
   /** Tell the parent; false if it is gone (EPIPE: Node ignores SIGPIPE). */
   const report = (msg: Record<string, unknown>): boolean => {
@@ -260,24 +271,4 @@ function parseRequest(input: Buffer): MountRequest {
     );
   }
   return req as MountRequest;
-}
-
-function readAllStdin(): Buffer {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((err as NodeJS.ErrnoException).code === 'EOF') break;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-  }
-  const all = Buffer.concat(chunks);
-  wipe(buf, ...chunks);
-  return all;
 }

@@ -22,6 +22,7 @@ import {
   UsageError,
 } from '../../volume-format/errors.js';
 import { type HeldLock, acquireLock } from '../io/lock.js';
+import { deriveArgon2idInChild } from '../volume/kdf-child.js';
 import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
 import type { Volume } from '../volume/volume.js';
@@ -89,7 +90,7 @@ interface UndoStep {
  * Mount `req` and serve it until it is unmounted (by `cryptainer unmount`, a signal, or an
  * external umount of the filesystem). Resolves after a clean teardown; rejects with the
  * failing step if mounting fails, after undoing everything already set up. The caller owns
- * `secret.passphrase` and wipes it once this returns or {@link ServeHooks.onReady} runs.
+ * `secret.passphrase`; a Uint8Array passphrase is also wiped here, right after the unlock.
  */
 export async function serveMount(
   req: MountRequest,
@@ -124,11 +125,19 @@ export async function serveMount(
         if (!(err instanceof CryptainerError && err.code === 'READ_ONLY')) throw err;
       }
     }
-    volume = await openVolume(req.container, {
-      ...secret,
-      readOnly: req.readOnly,
-      ...(req.keyslot !== undefined ? { keyslot: req.keyslot } : {}),
-    });
+    try {
+      volume = await openVolume(req.container, {
+        ...secret,
+        readOnly: req.readOnly,
+        ...(req.keyslot !== undefined ? { keyslot: req.keyslot } : {}),
+        // Argon2id in a child that exits after the unlock: the argon2 binding's copies of the
+        // passphrase go with it (README, "Security notes").
+        deriveKek: deriveArgon2idInChild,
+      });
+    } finally {
+      // Not needed after the unlock: gone before the mount is even set up.
+      if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
+    }
     const readOnly = volume.readOnly;
     const kind = await resolveKind(volume, req.filesystem);
     checkPrivileges(kind, asRoot);

@@ -1,6 +1,12 @@
 /** {@link Storage} over a regular file, with positional I/O on one file descriptor. */
-import { constants as fsConstants, promises as fsp, readSync, writeSync } from 'node:fs';
-import { IoError } from '../../volume-format/errors.js';
+import {
+  type Stats,
+  constants as fsConstants,
+  promises as fsp,
+  readSync,
+  writeSync,
+} from 'node:fs';
+import { IoError, UsageError } from '../../volume-format/errors.js';
 import type { Storage } from './storage.js';
 
 /** How to open a container file. */
@@ -18,17 +24,15 @@ export class FileStorage implements Storage {
     readonly path: string,
   ) {}
 
-  /** Open (or exclusively create) `path`. Errors become `IoError`/`NOT_FOUND`/`FILE_EXISTS`. */
+  /**
+   * Open (or exclusively create) `path`, which must be a regular file (`USAGE` otherwise).
+   * Errors become `IoError`/`NOT_FOUND`/`FILE_EXISTS`.
+   */
   static async open(path: string, options: FileStorageOptions = {}): Promise<FileStorage> {
     let flags = options.readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR;
     if (options.createExclusive) flags |= fsConstants.O_CREAT | fsConstants.O_EXCL;
-    try {
-      // SPEC §9.1: container files are created with mode 0600, whatever the umask says.
-      const handle = await fsp.open(path, flags, 0o600);
-      return new FileStorage(handle, path);
-    } catch (err) {
-      throw ioErrorFrom(err, `opening ${path}`);
-    }
+    // SPEC §9.1: container files are created with mode 0600, whatever the umask says.
+    return new FileStorage(await openRegularFile(path, flags, 0o600), path);
   }
 
   private fd(): fsp.FileHandle {
@@ -135,6 +139,48 @@ export class FileStorage implements Storage {
     this.handle = null;
     if (h) await h.close();
   }
+}
+
+/**
+ * Open `path` with `flags` and refuse anything but a regular file. `O_NONBLOCK` is added so
+ * that the open itself cannot wait: opening a FIFO read-only blocks until a writer appears,
+ * which would hang the command before the check could refuse it. On a regular file the flag
+ * changes nothing (Linux ignores it for disk files), so the descriptor serves normal I/O.
+ */
+export async function openRegularFile(
+  path: string,
+  flags: number,
+  mode?: number,
+): Promise<fsp.FileHandle> {
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(path, flags | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
+      throw new UsageError('USAGE', `opening ${path}: not a regular file (a directory)`);
+    }
+    throw ioErrorFrom(err, `opening ${path}`);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      throw new UsageError('USAGE', `opening ${path}: not a regular file (${kindOf(st)})`);
+    }
+    return handle;
+  } catch (err) {
+    await handle.close();
+    if (err instanceof UsageError) throw err;
+    throw ioErrorFrom(err, `opening ${path}`);
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
 }
 
 /** Map a Node fs error to our error model with a "what failed: why" message. */

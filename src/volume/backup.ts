@@ -3,7 +3,7 @@
  * volume-format/backup.ts. A backup holds both header copies verbatim, so restoring one needs
  * no key; everything the backup's keyslots unlocked unlocks again after a restore.
  */
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { constantTimeEqual } from '../../crypto/bytes.js';
 import {
@@ -81,7 +81,8 @@ export async function writeHeaderBackup(
 export async function readHeaderBackup(backupPath: string): Promise<HeaderBackup> {
   let bytes: Uint8Array;
   try {
-    const handle = await fsp.open(backupPath, 'r');
+    // O_NONBLOCK: a FIFO given as the backup must be refused below, not wait for a writer.
+    const handle = await fsp.open(backupPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     try {
       const st = await handle.stat();
       if (!st.isFile()) {

@@ -3,10 +3,8 @@
  * take the lock, unlock a keyslot, verify the header MAC and repair the other copy.
  */
 import { wipe } from '../../crypto/bytes.js';
-import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
-import { IntegrityError, FormatError } from '../../volume-format/errors.js';
+import { FormatError } from '../../volume-format/errors.js';
 import { checkFeatures } from '../../volume-format/features.js';
-import { verifyHeaderMac } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { containerSizeOf } from '../../volume-format/layout.js';
 import { checkNotReencrypting } from '../../volume-format/reencrypt-state.js';
@@ -15,7 +13,8 @@ import { type HeldLock, acquireLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { readHeaderChoice, repairHeaderCopies } from './header-store.js';
 import { type UnlockSecret, resolveKdfInput } from './secret.js';
-import { unlockKeyslots } from './unlock.js';
+import { type AuthenticatedHeader, unlockAuthenticated } from './header-auth.js';
+import type { KekDeriver } from './unlock.js';
 import { Volume } from './volume.js';
 
 /** Options for {@link openVolume}. */
@@ -26,6 +25,8 @@ export interface OpenOptions extends UnlockSecret {
   keyslot?: number;
   /** Replace the file storage (tests inject faults through this). */
   storage?: Storage;
+  /** How keyslot KEKs are derived (default: Argon2id in this process). */
+  deriveKek?: KekDeriver;
 }
 
 /**
@@ -60,38 +61,51 @@ export async function openVolume(path: string, options: OpenOptions): Promise<Vo
     // SPEC §15.4: mid-re-encryption part of the data is under the old key; refuse, before any
     // Argon2 work, and say how to resume (only `reencrypt` opens such a volume).
     checkNotReencrypting(choice.fields, path);
-    const readOnly = options.readOnly === true || checkFeatures(choice.fields.features).readOnly;
+    let readOnly = options.readOnly === true || checkFeatures(choice.fields.features).readOnly;
     if (!readOnly) lock = await acquireLock(path);
     const kdfInput = await resolveKdfInput(options);
-    let slot: number;
+    let auth: AuthenticatedHeader;
     try {
-      ({ masterKey, slot } = await unlockKeyslots(choice.fields, kdfInput, options.keyslot));
+      // SPEC §8 steps 6 and 7: nothing from the header is used to write before a MAC verifies.
+      auth = await unlockAuthenticated(
+        storage,
+        choice,
+        kdfInput,
+        options.keyslot,
+        options.deriveKek,
+      );
     } finally {
       wipe(kdfInput);
     }
-    const macKey = deriveHeaderMacKey(masterKey, choice.fields.uuid);
-    try {
-      // SPEC §8 step 6: nothing from the header is used to write before the MAC verifies.
-      if (!verifyHeaderMac(choice.winnerBytes, macKey)) {
-        throw new IntegrityError(
-          'HEADER_TAMPERED',
-          `header copy ${choice.winner}: authentication failed (modified without the key)`,
-        );
+    masterKey = auth.masterKey;
+    const slot = auth.slot;
+    const used = auth.choice;
+    if (used !== choice) {
+      // SPEC §8 step 7 chose the other copy: its own fields decide from here on.
+      await checkContainerLength(storage, used);
+      checkNotReencrypting(used.fields, path);
+      if (!readOnly && checkFeatures(used.fields.features).readOnly) {
+        readOnly = true;
+        await lock?.release();
+        lock = null;
       }
-      if (!readOnly && choice.repair.length > 0) {
-        await repairHeaderCopies(storage, choice, macKey);
+    }
+    try {
+      if (!readOnly && used.repair.length > 0) {
+        await repairHeaderCopies(storage, used, auth.macKey);
       }
     } finally {
-      wipe(macKey);
+      wipe(auth.macKey);
     }
     const volume = new Volume({
       path,
       storage,
-      fields: choice.fields,
+      fields: used.fields,
       masterKey,
       readOnly,
       lock,
       unlockedSlot: slot,
+      header: { winner: used.winner, repaired: readOnly ? [] : used.repair },
     });
     masterKey = null; // owned by the volume now
     return volume;

@@ -61,14 +61,21 @@ export async function repairVolume(
           'not know, so its header must not be rewritten',
       );
     }
+    // The winner may differ from `before`'s when its MAC failed and the other copy verified
+    // (SPEC §8 step 7): then the first copy was the damaged one.
+    const { winner, repaired } = volume.openedFrom;
     return {
-      winner: before.winner,
-      seqid: before.fields.seqid,
-      repaired: before.repair.map((copy) => {
+      winner,
+      seqid: volume.header.seqid,
+      repaired: repaired.map((copy): RepairedCopy => {
         const r = before.copies[copy];
+        if (r.status === 'ok') {
+          const reason = { code: 'HEADER_TAMPERED', message: `header copy ${copy}: bad MAC` };
+          return { copy, was: 'corrupt', reason };
+        }
         return {
           copy,
-          was: r.status === 'corrupt' ? 'corrupt' : 'stale',
+          was: r.status,
           ...(r.error ? { reason: { code: r.error.code, message: r.error.message } } : {}),
         };
       }),

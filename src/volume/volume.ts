@@ -7,10 +7,12 @@ import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
 import { XtsCipher } from '../../crypto/xts.js';
 import { IoError, UsageError } from '../../volume-format/errors.js';
 import type { HeaderFields } from '../../volume-format/header.js';
+import type { HeaderCopyName } from '../../volume-format/constants.js';
 import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { writeHeaderUpdate } from './header-store.js';
 import { RangeLock } from './range-lock.js';
+import { secureCopy } from '../secure-memory.js';
 import { now, type TraceSpan } from '../trace.js';
 
 /** Largest batch encrypted or read in one call (bounds memory per request). */
@@ -55,6 +57,14 @@ export interface VolumeParts {
   lock: HeldLock | null;
   /** Keyslot that unlocked the volume. */
   unlockedSlot: number;
+  /** The header copy read and the copies repaired from it on opening (none: both were ok). */
+  header?: OpenedHeader;
+}
+
+/** Which header copy a volume was opened from and which copies opening repaired (SPEC §8). */
+export interface OpenedHeader {
+  winner: HeaderCopyName;
+  repaired: HeaderCopyName[];
 }
 
 /** An open, unlocked volume. Close it to flush, unlock the file and wipe the keys. */
@@ -65,6 +75,8 @@ export class Volume {
   readonly readOnly: boolean;
   /** The keyslot whose secret opened this volume. */
   readonly unlockedSlot: number;
+  /** The header copy this volume was read from and the copies repaired on opening. */
+  readonly openedFrom: OpenedHeader;
   private readonly storage: Storage;
   private fieldsNow: HeaderFields;
   private masterKeyBytes: Uint8Array;
@@ -84,12 +96,18 @@ export class Volume {
     this.path = parts.path;
     this.storage = parts.storage;
     this.fieldsNow = parts.fields;
-    this.masterKeyBytes = parts.masterKey;
+    // Key material lives in mlocked, undumpable memory where the platform allows
+    // (src/secure-memory.ts); ownership of `parts.masterKey` passed here, so it is wiped.
+    this.masterKeyBytes = secureCopy(parts.masterKey);
+    wipe(parts.masterKey);
     this.readOnly = parts.readOnly;
     this.lock = parts.lock;
     this.unlockedSlot = parts.unlockedSlot;
-    this.macKey = deriveHeaderMacKey(parts.masterKey, parts.fields.uuid);
-    this.xts = new XtsCipher(parts.masterKey, parts.fields.sectorSize);
+    this.openedFrom = parts.header ?? { winner: 'A', repaired: [] };
+    const macKey = deriveHeaderMacKey(this.masterKeyBytes, parts.fields.uuid);
+    this.macKey = secureCopy(macKey);
+    wipe(macKey);
+    this.xts = new XtsCipher(this.masterKeyBytes, parts.fields.sectorSize);
   }
 
   /** Current header fields (a snapshot; change them with {@link updateHeader}). */

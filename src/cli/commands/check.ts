@@ -17,7 +17,7 @@ export function registerCheck(program: Command): void {
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd);
   cmd.action(async (file: string, opts: SecretOptionValues & Record<string, unknown>) => {
-    const before = await inspectVolume(file);
+    await inspectVolume(file); // a damaged or missing file fails before the passphrase is asked
     const secret = await secretFrom(opts, `Passphrase for ${file}`);
     try {
       const volume = await openVolume(file, {
@@ -26,13 +26,13 @@ export function registerCheck(program: Command): void {
         ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
       });
       const slot = volume.unlockedSlot;
+      const { winner, repaired } = volume.openedFrom;
       await volume.close();
-      const repaired = opts.readOnly ? [] : before.repair;
       if (opts.json)
         outJson({ path: file, ok: true, keyslot: slot, repairedHeaderCopies: repaired });
       else {
         out(`ok: keyslot ${slot} unlocks ${file}`);
-        for (const c of repaired) out(`repaired header copy ${c} from copy ${before.winner}`);
+        for (const c of repaired) out(`repaired header copy ${c} from copy ${winner}`);
       }
     } finally {
       if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
