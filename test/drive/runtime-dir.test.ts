@@ -174,21 +174,38 @@ function serversOf(container: string): number[] {
   return out;
 }
 
+/** A process's `Name: value` line of /proc/PID/status as a number (NaN if absent or gone). */
+function procStatus(pid: number, field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** `pid` and its children (the server derives the key in a short-lived child process). */
+function withChildren(pid: number): number[] {
+  const out = [pid];
+  for (const name of readdirSync('/proc')) {
+    if (/^\d+$/.test(name) && procStatus(Number(name), 'PPid') === pid) out.push(Number(name));
+  }
+  return out;
+}
+
 /**
  * Wait until the server of `container` has its request and is unlocking: Argon2id with 512 MiB
- * has made it large; returns its PID in a list.
+ * has made it (or the child it derives in) large; returns the server's PID and its children.
  */
 async function unlockingServer(container: string): Promise<number[]> {
   for (let i = 0; i < 400; i++) {
     await sleep(50);
     const servers = serversOf(container);
     if (servers.length !== 1) continue;
-    try {
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${servers[0]}/status`, 'utf8'));
-      if (rss && Number(rss[1]) > 256 * 1024) return servers;
-    } catch {
-      // gone meanwhile
-    }
+    const family = withChildren(servers[0]!);
+    if (family.some((pid) => procStatus(pid, 'VmRSS') > 256 * 1024)) return family;
   }
   assert.unreachable('the server did not start unlocking');
   return [];
@@ -247,7 +264,7 @@ test('a mount killed early (and its server): list removes the entry and says so'
       );
       servers = await unlockingServer(vol);
       mount2.kill('SIGKILL');
-      process.kill(servers[0]!, 'SIGKILL');
+      for (const pid of servers) process.kill(pid, 'SIGKILL');
       await sleep(300);
       assert.is(entries().length, 1, 'an entry is left over');
       const log = readFileSync(join(runtime, 'mounts', entries()[0]!, 'server.log'), 'utf8');
