@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * Builds every native/<name>.c into dist/native/<name>.node: the native XTS engine
- * (native/xts.c, crypto/xts-native.ts) and the secure-memory calls of the mount server
- * (native/secure-memory.c, src/secure-memory.ts), and any addon added the same way.
+ * (native/xts.c, crypto/xts-native.ts), the secure-memory calls of the mount server
+ * (native/secure-memory.c, src/secure-memory.ts), flock(2) for the container lock
+ * (native/file-lock.c, src/io/flock.ts), and any addon added the same way.
  *
  * A direct compiler call rather than node-gyp: small C files, no dependencies to fetch. Headers
  * come from the running Node's own include directory (Debian/NodeSource `nodejs` ships
@@ -12,8 +13,8 @@
  * Fails (exit 1) with one line when the compiler or the headers are missing: install.sh
  * installs them, and a silent fallback would hide a 2× slower data path and unprotected
  * secrets. Set CRYPTAINER_SKIP_NATIVE=1 to build without them on purpose: xts.ts then uses its
- * WebAssembly engine, and the mount server runs without PR_SET_DUMPABLE, mlock and
- * MADV_DONTDUMP (README, "Security notes").
+ * WebAssembly engine, the mount server runs without PR_SET_DUMPABLE, mlock and
+ * MADV_DONTDUMP (README, "Security notes"), and locks are taken by util-linux's flock(1).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -27,7 +28,7 @@ const outDir = join(root, 'dist', 'native');
 if (process.env.CRYPTAINER_SKIP_NATIVE === '1') {
   console.error(
     'build-native: skipped (CRYPTAINER_SKIP_NATIVE=1); XTS uses the WebAssembly engine and ' +
-      'the mount server runs without secure memory',
+      'the mount server runs without secure memory; locks use flock(1)',
   );
   process.exit(0);
 }

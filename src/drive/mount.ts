@@ -21,7 +21,6 @@ import {
   MountError,
   UsageError,
 } from '../../volume-format/errors.js';
-import { type HeldLock, acquireLock } from '../io/lock.js';
 import { deriveArgon2idInChild } from '../volume/kdf-child.js';
 import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
@@ -48,6 +47,7 @@ import { ServerHealth, describeErrors } from './server-health.js';
 import {
   type MountRecord,
   entryDir,
+  fileIdentityOf,
   processStartTime,
   removeEntry,
   writeRecord,
@@ -99,7 +99,6 @@ export async function serveMount(
 ): Promise<void> {
   const undo: UndoStep[] = [];
   let volume: Volume | null = null;
-  let extraLock: HeldLock | null = null;
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const asRoot = uid === 0;
@@ -117,14 +116,7 @@ export async function serveMount(
           '(install fuse3 and libfuse2; Debian gives /dev/fuse mode 0666)',
       );
     }
-    if (req.readOnly) {
-      // openVolume takes no lock read-only; a mount must still exclude a read-write mount.
-      try {
-        extraLock = await acquireLock(req.container);
-      } catch (err) {
-        if (!(err instanceof CryptainerError && err.code === 'READ_ONLY')) throw err;
-      }
-    }
+    // SPEC §9.2: held for the whole mount, exclusive (read-only: shared, excluding writers).
     try {
       volume = await openVolume(req.container, {
         ...secret,
@@ -193,9 +185,13 @@ export async function serveMount(
       });
     }
 
+    const identity = await fileIdentityOf(req.container);
     record = {
       id: req.id,
       container: req.container,
+      ...(identity
+        ? { containerDev: String(identity.dev), containerIno: String(identity.ino) }
+        : {}),
       mountpoint: req.mountpoint,
       filesystem: kind,
       readOnly,
@@ -211,7 +207,6 @@ export async function serveMount(
   } catch (err) {
     await undoAll(undo, hooks.log);
     await volume?.close().catch(() => undefined);
-    await extraLock?.release().catch(() => undefined);
     throw err;
   }
 
@@ -230,7 +225,6 @@ export async function serveMount(
     health.count('write', `final flush: ${(err as Error).message}`);
     hooks.log(`final flush of the container failed: ${(err as Error).message}`);
   }
-  await extraLock?.release().catch(() => undefined);
   if (flushed && tornDown && health.clean) {
     // The clean end: the entry goes, and a waiting `unmount` takes that as success.
     await removeEntry(req.id);

@@ -24,6 +24,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IoError } from '../../volume-format/errors.js';
+import type { FileIdentity } from '../io/file-storage.js';
 import type { FilesystemKind } from './filesystem.js';
 /** What info.json records about one mount. */
 export interface MountRecord {
@@ -31,6 +32,13 @@ export interface MountRecord {
   id: string;
   /** Absolute path of the container file. */
   container: string;
+  /**
+   * The container's identity, `st_dev` and `st_ino` in decimal: how `mount` and `unmount FILE`
+   * recognise it through any name (symlink, hard link, bind mount). Absent in records written
+   * by earlier versions, which are matched by path.
+   */
+  containerDev?: string;
+  containerIno?: string;
   /** Absolute path where the user sees the files (or the raw drive with `none`). */
   mountpoint: string;
   filesystem: FilesystemKind;
@@ -279,6 +287,21 @@ export async function entryAbandoned(id: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The identity (`st_dev`, `st_ino`) of the file `path` names, following symlinks; null if none. */
+export async function fileIdentityOf(path: string): Promise<FileIdentity | null> {
+  try {
+    const st = await fsp.stat(path, { bigint: true });
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `record`'s container is the file `id` (false for records without an identity). */
+export function isContainerOf(record: MountRecord, id: FileIdentity): boolean {
+  return record.containerDev === String(id.dev) && record.containerIno === String(id.ino);
 }
 
 /** Start time of a process (field 22 of /proc/PID/stat), or null if it does not exist. */

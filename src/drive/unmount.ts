@@ -20,6 +20,8 @@ import {
   type ServerStatus,
   entryAbandoned,
   entryDir,
+  fileIdentityOf,
+  isContainerOf,
   listEntryIds,
   readRecords,
   readServerStatus,
@@ -44,19 +46,32 @@ function canonical(path: string): string {
   }
 }
 
-/** The record whose mountpoint or container is `target`; `NOT_MOUNTED` if none. */
+/**
+ * The record whose mountpoint or container is `target`; `NOT_MOUNTED` if none. A container is
+ * recognised through any of its names (symlink, hard link, bind mount) by its identity; the
+ * path is compared first, so a mountpoint whose server hangs is never stat'ed.
+ */
 export async function findRecord(target: string): Promise<MountRecord> {
   const want = canonical(target);
   const records = await readRecords();
-  const hit = records.find((r) => r.mountpoint === want || r.container === want);
+  let hit = records.find((r) => r.mountpoint === want || r.container === want);
+  if (!hit) {
+    const id = await fileIdentityOf(target);
+    if (id) hit = records.find((r) => isContainerOf(r, id));
+  }
   if (!hit) throw new MountError('NOT_MOUNTED', `${target}: not mounted by cryptainer`);
   return hit;
 }
 
-/** The record for `container` if it is mounted (any state), else undefined. */
+/** The record for `container` if it is mounted (any state), through any of its names. */
 export async function recordForContainer(container: string): Promise<MountRecord | undefined> {
+  const records = await readRecords();
+  const id = await fileIdentityOf(container);
+  const byId = id ? records.find((r) => isContainerOf(r, id)) : undefined;
+  if (byId) return byId;
+  // Records of earlier versions carry no identity.
   const want = canonical(container);
-  return (await readRecords()).find((r) => r.container === want);
+  return records.find((r) => r.containerDev === undefined && r.container === want);
 }
 
 /** Where to look when a server failed. */
@@ -151,8 +166,8 @@ function lossMessage(record: MountRecord, status: ServerStatus | null, how: stri
 /**
  * Clean up after a server that died (SIGKILL, crash): unmount the filesystem (strictly: a
  * busy one is refused), detach the loop device if it still points at our drive, unmount the
- * dead FUSE drive and drop the registry entry. The container's lock file names a dead process
- * and is taken over by the next opener.
+ * dead FUSE drive and drop the registry entry. The container's lock died with its process
+ * (SPEC §9.2).
  */
 export async function cleanStale(record: MountRecord): Promise<void> {
   // Only our own filesystem: a record is no licence to unmount whatever sits there now.

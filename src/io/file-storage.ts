@@ -16,6 +16,12 @@ export interface FileStorageOptions {
   createExclusive?: boolean;
 }
 
+/** A file's identity, `(st_dev, st_ino)`: the same for every name of the file (SPEC §9.2). */
+export interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+}
+
 /** A container file opened for positional reads and writes. */
 export class FileStorage implements Storage {
   private constructor(
@@ -124,6 +130,12 @@ export class FileStorage implements Storage {
 
   async size(): Promise<number> {
     return (await this.fd().stat()).size;
+  }
+
+  /** The identity of the open file (fstat), whatever name it was opened by. */
+  async identity(): Promise<FileIdentity> {
+    const st = await this.fd().stat({ bigint: true });
+    return { dev: st.dev, ino: st.ino };
   }
 
   async truncate(length: number): Promise<void> {

@@ -24,8 +24,8 @@ import {
 import { CryptainerError, FormatError, UsageError } from '../../volume-format/errors.js';
 import { type HeaderChoice, planHeaderChoice } from '../../volume-format/header-copies.js';
 import { containerSizeOf } from '../../volume-format/layout.js';
-import { FileStorage, ioErrorFrom } from '../io/file-storage.js';
-import { acquireLock } from '../io/lock.js';
+import { ioErrorFrom } from '../io/file-storage.js';
+import { closeContainer, openContainer } from '../io/container-file.js';
 import type { Storage } from '../io/storage.js';
 import { type Rng, systemRng } from '../rng.js';
 import { readHeaderCopies } from './header-store.js';
@@ -52,7 +52,8 @@ export async function writeHeaderBackup(
   backupPath: string,
   rng: Rng = systemRng,
 ): Promise<HeaderBackup> {
-  const storage = await FileStorage.open(path, { readOnly: true });
+  // SPEC §9.2: a reader of the header alone takes no lock (it works on a mounted volume).
+  const { storage } = await openContainer(path, { readOnly: true, lock: 'none' });
   let bytes: Uint8Array;
   try {
     const raw = await readHeaderCopies(storage);
@@ -170,21 +171,21 @@ export async function restoreHeaderBackup(
   backup: HeaderBackup,
   options: RestoreOptions = {},
 ): Promise<RestoreTarget> {
-  const lock = await acquireLock(path);
+  // SPEC §9.2: locked before the target's header is read for the checks.
+  const opened = await openContainer(path, {
+    lock: 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
   try {
-    const storage = options.storage ?? (await FileStorage.open(path));
-    try {
-      const target = await planRestoreTarget(storage, backup);
-      for (const copy of ['A', 'B'] as const) {
-        await storage.writeAt(HEADER_COPY_OFFSETS[copy], backup.copies[copy]);
-        await storage.sync();
-      }
-      return target;
-    } finally {
-      await storage.close();
+    const { storage } = opened;
+    const target = await planRestoreTarget(storage, backup);
+    for (const copy of ['A', 'B'] as const) {
+      await storage.writeAt(HEADER_COPY_OFFSETS[copy], backup.copies[copy]);
+      await storage.sync();
     }
+    return target;
   } finally {
-    await lock.release();
+    await closeContainer(opened);
   }
 }
 

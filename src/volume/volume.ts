@@ -69,8 +69,7 @@ export interface OpenedHeader {
 
 /** An open, unlocked volume. Close it to flush, unlock the file and wipe the keys. */
 export class Volume {
-  /** Container file path. */
-  readonly path: string;
+  private pathNow: string;
   /** True when writes are refused (opened read-only, or an unknown ro_compat feature). */
   readonly readOnly: boolean;
   /** The keyslot whose secret opened this volume. */
@@ -93,7 +92,7 @@ export class Volume {
 
   /** @internal use openVolume() or createVolume(). */
   constructor(parts: VolumeParts) {
-    this.path = parts.path;
+    this.pathNow = parts.path;
     this.storage = parts.storage;
     this.fieldsNow = parts.fields;
     // Key material lives in mlocked, undumpable memory where the platform allows
@@ -108,6 +107,19 @@ export class Volume {
     this.macKey = secureCopy(macKey);
     wipe(macKey);
     this.xts = new XtsCipher(this.masterKeyBytes, parts.fields.sectorSize);
+  }
+
+  /** Container file path. */
+  get path(): string {
+    return this.pathNow;
+  }
+
+  /**
+   * Record that the open container file now has the name `path` (createVolume renames its
+   * temporary file over the target once the volume is complete, SPEC §9.1). @internal
+   */
+  renamedTo(path: string): void {
+    this.pathNow = path;
   }
 
   /** Current header fields (a snapshot; change them with {@link updateHeader}). */

@@ -39,15 +39,23 @@ test('wrong passphrase is WRONG_PASSPHRASE', async () => {
   assert.is(await codeOf(openVolume(path, { passphrase: 'nope' })), 'WRONG_PASSPHRASE');
 });
 
-test('a second read-write open is VOLUME_BUSY; a stale lock is taken over', async () => {
+test('a second read-write open is VOLUME_BUSY; an old-style .lock file is ignored', async () => {
   const path = await fresh('busy.img');
   const v = await openVolume(path, { passphrase: PASS });
   assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'VOLUME_BUSY');
-  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'ok');
+  // A read-only open excludes writers (shared lock) unless it reads only the header.
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'VOLUME_BUSY');
+  const header = openVolume(path, { passphrase: PASS, readOnly: true, lock: 'none' });
+  assert.is(await codeOf(header), 'ok');
   await v.close();
-  // A lock left by a dead process (pid that cannot exist) does not block.
+  // Two read-only opens share; a writer is refused while they are open.
+  const r1 = await openVolume(path, { passphrase: PASS, readOnly: true });
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'ok');
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'VOLUME_BUSY');
+  await r1.close();
+  // SPEC §9.2: a `.lock` file of an earlier version, even naming a live process, is no lock.
   const { writeFileSync } = await import('node:fs');
-  writeFileSync(`${path}.lock`, JSON.stringify({ pid: 2 ** 22 + 7, start: '1' }));
+  writeFileSync(`${path}.lock`, JSON.stringify({ pid: process.pid, start: '1' }));
   assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'ok');
 });
 

@@ -23,6 +23,8 @@ export function registerCheck(program: Command): void {
       const volume = await openVolume(file, {
         ...secret,
         readOnly: opts.readOnly === true,
+        // --read-only checks only the header: no lock, so it works on a mounted volume.
+        lock: 'none',
         ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
       });
       const slot = volume.unlockedSlot;

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../../volume-format/errors.js';
 import type { HeaderBackup } from '../../../volume-format/backup.js';
 import { formatUuid } from '../../../volume-format/header.js';
-import { FileStorage } from '../../io/file-storage.js';
+import { closeContainer, openContainer } from '../../io/container-file.js';
 import {
   type RestoreTarget,
   planRestoreTarget,
@@ -112,11 +112,12 @@ async function verify(backupPath: string, file: string | undefined, json: boolea
   const info = describeBackup(backupPath, backup);
   let target: RestoreTarget | undefined;
   if (file !== undefined) {
-    const storage = await FileStorage.open(file, { readOnly: true });
+    // Reads only the header: no lock, so it works on a mounted volume (SPEC §9.2).
+    const opened = await openContainer(file, { readOnly: true, lock: 'none' });
     try {
-      target = await planRestoreTarget(storage, backup); // BACKUP_MISMATCH: another volume
+      target = await planRestoreTarget(opened.storage, backup); // BACKUP_MISMATCH: another volume
     } finally {
-      await storage.close();
+      await closeContainer(opened);
     }
   }
   if (json) {

@@ -3,7 +3,7 @@
  * (SPEC §13.4) after checking that it is intact and belongs to FILE.
  */
 import type { Command } from 'commander';
-import { FileStorage } from '../../io/file-storage.js';
+import { closeContainer, openContainer } from '../../io/container-file.js';
 import {
   type RestoreTarget,
   planRestoreTarget,
@@ -42,11 +42,13 @@ ${BACKUP_KEEPS_OLD_KEYS}`,
       const backup = await readHeaderBackup(backupPath);
       const info = describeBackup(backupPath, backup);
       let target: RestoreTarget;
-      const storage = await FileStorage.open(file, { readOnly: true });
+      // Locked as the restore will be, so a mounted volume is refused (exit 5) before the
+      // question; the restore itself locks again before it reads the header (SPEC §9.2).
+      const opened = await openContainer(file, { readOnly: true, lock: 'exclusive' });
       try {
-        target = await planRestoreTarget(storage, backup); // BACKUP_MISMATCH: nothing written
+        target = await planRestoreTarget(opened.storage, backup); // BACKUP_MISMATCH: nothing written
       } finally {
-        await storage.close();
+        await closeContainer(opened);
       }
       for (const line of describeTarget(file, target)) {
         note(target.kind === 'match' ? line : `WARNING: ${line}`);

@@ -100,6 +100,7 @@ async function dumpMasterKey(
   const volume = await openVolume(file, {
     ...secret,
     readOnly: true,
+    lock: 'none', // reads only the header: works on a mounted volume (SPEC §9.2)
     ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
   });
   const key = volume.exportMasterKey();
