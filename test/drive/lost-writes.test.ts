@@ -62,7 +62,7 @@ function fullHost(): void {
   assert.is(punch.status, 0, punch.stderr);
   // dd stops with ENOSPC once the tmpfs is full (its exit status says so: not checked).
   sh('dd', ['if=/dev/zero', `of=${join(host, 'filler')}`, 'bs=1M']);
-  // 1 MiB back, for the lock file and the first writes; the rest of the 4 MiB will not fit.
+  // 1 MiB back, so the first writes succeed; the rest of the 4 MiB will not fit.
   sh('truncate', ['-s', '-1M', join(host, 'filler')]);
   const df = sh('df', ['--output=avail', '-B1', host]).stdout.trim().split('\n')[1];
   assert.ok(Number(df) <= 2 * MIB, `the host is nearly full (${df} bytes free)`);
