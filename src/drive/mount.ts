@@ -14,7 +14,13 @@
  */
 import { join } from 'node:path';
 import { wipe } from '../../crypto/bytes.js';
-import { BusyError, CryptainerError, MountError, UsageError } from '../../volume-format/errors.js';
+import {
+  BusyError,
+  CryptainerError,
+  IoError,
+  MountError,
+  UsageError,
+} from '../../volume-format/errors.js';
 import { deriveArgon2idInChild } from '../volume/kdf-child.js';
 import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
@@ -39,6 +45,7 @@ import {
 } from './filesystem.js';
 import { mountFuse } from './fuse-adapter.js';
 import { kernelFuseUsable, mountKernelFuse } from './kernel-fuse.js';
+import { ServerHealth, describeErrors } from './server-health.js';
 import {
   type MountRecord,
   entryDir,
@@ -98,6 +105,10 @@ export async function serveMount(
   const gid = process.getgid?.() ?? 0;
   const asRoot = uid === 0;
   let record: MountRecord;
+  // Published first, so the entry names its server from the outset (registry.entryAbandoned).
+  const health = new ServerHealth(req.id, hooks.log);
+  await health.publish();
+  const onIoError = (kind: 'read' | 'write', message: string): void => health.count(kind, message);
   try {
     await step('checking the mountpoint', () => checkMountpoint(req.mountpoint));
     if (!(await fuseUsable())) {
@@ -133,7 +144,7 @@ export async function serveMount(
     }
 
     const driveDir = kind === 'none' ? req.mountpoint : join(entryDir(req.id), 'drive');
-    const drive = createDriveHandlers(volume, { uid, gid, readOnly });
+    const drive = createDriveHandlers(volume, { uid, gid, readOnly, onIoError });
     const served = volume;
     const fuse = await step('mounting the FUSE drive', () =>
       // Root: /dev/fuse served directly (kernel-fuse.ts, ≈ 3× shorter round trip per request).
@@ -144,6 +155,7 @@ export async function serveMount(
             gid,
             readOnly,
             log: hooks.log,
+            onIoError,
           })
         : mountFuse(driveDir, drive.handlers, {
             fsname: 'cryptainer',
@@ -201,14 +213,39 @@ export async function serveMount(
   }
 
   hooks.log(`mounted ${record.container} at ${record.mountpoint} (${record.filesystem})`);
+  let tornDown = true;
   if (hooks.onReady(record)) await serveUntilStopped(record, undo, hooks.log);
   else {
     hooks.log('the mount command is gone: unmounting');
-    await undoAll(undo, hooks.log);
+    tornDown = await undoAll(undo, hooks.log);
   }
-  await volume.close(); // fdatasync, wipe keys, release the lock
-  await removeEntry(req.id);
-  hooks.log(`unmounted ${record.container}`);
+  let flushed = true;
+  try {
+    await volume.close(); // fdatasync, wipe keys, release the lock
+  } catch (err) {
+    flushed = false;
+    health.count('write', `final flush: ${(err as Error).message}`);
+    hooks.log(`final flush of the container failed: ${(err as Error).message}`);
+  }
+  if (flushed && tornDown && health.clean) {
+    // The clean end: the entry goes, and a waiting `unmount` takes that as success.
+    await removeEntry(req.id);
+    hooks.log(`unmounted ${record.container}`);
+    return;
+  }
+  // Otherwise the record stays, with the last word in status.json, for `unmount` (or `list`).
+  await health.finish({ flushed, tornDown });
+  const errors = describeErrors({
+    writeErrors: health.writeErrorCount,
+    readErrors: health.readErrorCount,
+  });
+  throw new IoError(
+    'IO_ERROR',
+    `unmounted ${record.container}` +
+      (errors ? ` after ${errors}` : '') +
+      (flushed ? '' : '; its final flush failed') +
+      (tornDown ? '' : '; some layers could not be undone'),
+  );
 }
 
 /** Run one mount step; failures that are not ours yet are wrapped with the step's name. */
@@ -287,16 +324,22 @@ export async function verifyMounted(record: MountRecord): Promise<void> {
   }
 }
 
-/** Run undo steps in reverse order, continuing past failures (mount failure path). */
-async function undoAll(undo: UndoStep[], log: (line: string) => void): Promise<void> {
+/**
+ * Run undo steps in reverse order, continuing past failures (mount failure path). Returns
+ * whether every step succeeded.
+ */
+async function undoAll(undo: UndoStep[], log: (line: string) => void): Promise<boolean> {
+  let ok = true;
   while (undo.length > 0) {
     const s = undo.pop()!;
     try {
       await s.run();
     } catch (err) {
+      ok = false;
       log(`undo: ${s.what}: ${(err as Error).message}`);
     }
   }
+  return ok;
 }
 
 /**

@@ -13,7 +13,7 @@ import { checkMountpoint } from '../../drive/filesystem.js';
 import { SERVE_COMMAND, runServeChild, startServer } from '../../drive/launch.js';
 import type { MountRequest } from '../../drive/mount.js';
 import { type MountRecord, createEntryDir, removeEntry } from '../../drive/registry.js';
-import { checkNotMounted } from '../../drive/unmount.js';
+import { checkNotMounted, unmountRecord } from '../../drive/unmount.js';
 import { ioErrorFrom } from '../../io/file-storage.js';
 import { probeLock } from '../../io/lock.js';
 import { inspectVolume } from '../../volume/open.js';
@@ -64,7 +64,7 @@ export function registerMount(program: Command): void {
     const container = realPath(file, 'container');
     const target = realPath(mountpoint, 'mountpoint');
     await inspectVolume(container); // a damaged header fails before any passphrase is asked
-    await checkNotMounted(container);
+    for (const n of await checkNotMounted(container)) note(`cryptainer: ${n}`);
     await checkMountpoint(target);
     // Busy (open in another command, through any name) fails before the passphrase is asked;
     // the serving process takes the lock it keeps (SPEC §9.2).
@@ -100,6 +100,9 @@ export function registerMount(program: Command): void {
       note('serving in the foreground; Ctrl-C or `cryptainer unmount` unmounts');
       const status = await started.finished;
       if (status !== 0) {
+        // A server that counted lost writes, or failed its final flush, left its record and
+        // last word for `unmount`: conclude here the same way (IO_ERROR naming what was lost).
+        await unmountRecord(started.record);
         throw new MountError('MOUNT_FAILED', `the server exited with status ${status}`);
       }
       note(`unmounted ${started.record.mountpoint}`);
