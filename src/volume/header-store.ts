@@ -26,6 +26,19 @@ export function checkSeqidRoom(seqid: number): void {
   }
 }
 
+/**
+ * SPEC §3.1: the key generation is a u64 that a re-encryption raises by one; like seqid it
+ * may not pass 2^53 − 1. Refused with `HEADER_FIELD` before anything is written.
+ */
+export function checkKeyGenerationRoom(generation: number): void {
+  if (!Number.isSafeInteger(generation + 1)) {
+    throw new FormatError(
+      'HEADER_FIELD',
+      `re-encryption: key generation ${generation} is at its limit 2^53-1, no new master key can be recorded`,
+    );
+  }
+}
+
 /** Bytes found at both copy offsets (`null` when the file is too short to hold a copy). */
 export interface RawHeaderCopies {
   A: Uint8Array | null;

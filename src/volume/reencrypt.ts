@@ -56,6 +56,7 @@ import type { Storage } from '../io/storage.js';
 import { writeJournalZeros } from './journal-area.js';
 import { type Rng, systemRng } from '../rng.js';
 import {
+  checkKeyGenerationRoom,
   checkSeqidRoom,
   readHeaderChoice,
   repairHeaderCopies,
@@ -218,6 +219,10 @@ export async function startReencrypt(
       }
     }
     checkJournalFits(resilience, fields);
+    // Step S raises seqid and the key generation by one (SPEC §3.1, §9.3): refuse a header at
+    // either limit before any Argon2 work or write, rather than fail in the encoder.
+    checkSeqidRoom(fields.seqid);
+    checkKeyGenerationRoom(keyGenerationOf(fields));
     // Every kept secret must open its own slot: a slot we cannot open we cannot rewrap.
     for (const i of keep) {
       const kdfInput = await resolveKdfInput(options.keep.get(i)!);

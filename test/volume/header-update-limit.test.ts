@@ -3,7 +3,13 @@
 // a RangeError from the encoder: found by the behind-the-MAC fuzzer, test/fuzz/).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
+import { HEADER_COPY_OFFSETS } from '../../volume-format/constants.js';
+import { encodeHeaderCopy } from '../../volume-format/header.js';
+import { createVolume } from '../../src/index.js';
+import { startReencrypt } from '../../src/volume/reencrypt.js';
 import { writeHeaderUpdate } from '../../src/volume/header-store.js';
 import { CryptainerError } from '../../volume-format/errors.js';
 import { preparePool } from '../fuzz/container-cases.js';
@@ -11,7 +17,7 @@ import { tally } from '../fuzz/format-cases.js';
 import { type ResumeCase, runResumeCase } from '../fuzz/resume-cases.js';
 import { SAMPLE_MAC_KEY, sampleFields } from '../helpers/headers.js';
 import { MemoryStorage } from '../helpers/memory-storage.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import { TEST_KDF, makeTempDir } from '../helpers/tmp.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -65,6 +71,40 @@ test('resuming a re-encryption whose seqid is 2^53-1 is HEADER_FIELD, journal an
     // repair was written when it fails.
     await runResumeCase(c, join(dir, 'max-seqid.img'));
     assert.is((tally.get('resume HEADER_FIELD') ?? 0) - before, 1);
+  } finally {
+    cleanup();
+  }
+});
+
+test('starting a re-encryption at key generation 2^53-1 is HEADER_FIELD, nothing written', async () => {
+  // SPEC §3.1: step S raises the generation; it used to throw a RangeError from the encoder.
+  const { dir, cleanup } = makeTempDir();
+  try {
+    const path = join(dir, 'max-generation.img');
+    const secret = { passphrase: 'generation' };
+    const v = await createVolume(path, { ...secret, sizeBytes: 256 * 1024, kdf: TEST_KDF });
+    const key = v.exportMasterKey();
+    const fields = { ...v.header, seqid: v.header.seqid + 1, keyGeneration: MAX };
+    await v.close();
+    const mac = deriveHeaderMacKey(key, fields.uuid);
+    const fd = openSync(path, 'r+');
+    try {
+      for (const copy of ['A', 'B'] as const) {
+        const bytes = encodeHeaderCopy(fields, copy, mac);
+        writeSync(fd, bytes, 0, bytes.length, HEADER_COPY_OFFSETS[copy]);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const before = readFileSync(path);
+    let code = 'ok';
+    try {
+      await startReencrypt(path, { keep: new Map([[0, secret]]) });
+    } catch (err) {
+      code = err instanceof CryptainerError ? err.code : `escaped ${String(err)}`;
+    }
+    assert.is(code, 'HEADER_FIELD');
+    assert.ok(readFileSync(path).equals(before), 'the container is unchanged');
   } finally {
     cleanup();
   }
