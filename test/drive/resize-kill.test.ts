@@ -19,9 +19,21 @@ const PASSPHRASE = 'kill at every write';
 const { dir, cleanup, runtime, pass, mnt } = mountTestDir(PASSPHRASE);
 const MiB = 1024 * 1024;
 const BASE = join(dir, 'base.img');
-const VOL = join(dir, 'vol.img');
-const PLAIN = join(dir, 'plain.img');
 const BOTH = process.env.RESIZE_KILL_BOTH === '1';
+/** Points run two at a time, each in a slot of its own (volume, plain image, runtime dir). */
+const SLOTS = 2;
+
+interface Slot {
+  vol: string;
+  plain: string;
+  /** `CRYPTAINER_RUNTIME_DIR` of this slot's runs, so a dead drive is cleaned per slot. */
+  runtime: string;
+}
+const slots: Slot[] = Array.from({ length: SLOTS }, (_, i) => ({
+  vol: join(dir, `vol${i}.img`),
+  plain: join(dir, `plain${i}.img`),
+  runtime: join(dir, `run${i}`),
+}));
 
 /** Deterministic file contents, so a recovered file can be compared byte for byte. */
 function bytes(size: number, seed: number): Buffer {
@@ -59,55 +71,61 @@ function makeBase(): void {
   }
 }
 
-async function resize(size: string, env: NodeJS.ProcessEnv = {}) {
-  return run(process.execPath, [MAIN, 'resize', VOL, '--size', size, '--passphrase-file', pass], {
-    env: { ...process.env, ...env },
+async function resize(slot: Slot, size: string, env: NodeJS.ProcessEnv = {}) {
+  const args = [MAIN, 'resize', slot.vol, '--size', size, '--passphrase-file', pass];
+  return run(process.execPath, args, {
+    env: { ...process.env, CRYPTAINER_RUNTIME_DIR: slot.runtime, ...env },
     timeoutMs: 120_000,
   });
 }
 
 /** Write requests the tools send during a resize of the base volume to `size`. */
 async function countWrites(size: string): Promise<number> {
-  copyFileSync(BASE, VOL);
+  const slot = slots[0]!;
+  copyFileSync(BASE, slot.vol);
   const file = join(dir, 'writes.txt');
   rmSync(file, { force: true });
-  const r = await resize(size, { CRYPTAINER_TEST_KILL_AT_WRITE: `count:${file}` });
+  const r = await resize(slot, size, { CRYPTAINER_TEST_KILL_AT_WRITE: `count:${file}` });
   assert.is(r.status, 0, r.stderr);
   return readFileSync(file, 'utf8').trim().split('\n').length;
 }
 
 /**
  * What the volume holds, decrypted in this process into a plain image (no drive needed):
- * its size, `e2fsck -fn` on it, and which files differ from what was written.
+ * its ext4's size, `e2fsck -fn` on it, and which files differ from what was written.
  */
-async function inspect(): Promise<{ fsBytes: number; fsck: string | null; bad: string[] }> {
-  const volume = await openVolume(VOL, {
+async function inspect(
+  slot: Slot,
+): Promise<{ fsBytes: number; fsck: string | null; bad: string[] }> {
+  const volume = await openVolume(slot.vol, {
     passphrase: Buffer.from(PASSPHRASE),
     readOnly: true,
   });
   try {
-    writeFileSync(PLAIN, await volume.read(0, volume.sizeBytes));
+    writeFileSync(slot.plain, await volume.read(0, volume.sizeBytes));
   } finally {
     await volume.close();
   }
   try {
-    const fsck = sh('e2fsck', ['-fn', PLAIN]);
+    const fsck = sh('e2fsck', ['-fn', slot.plain]);
     const bad: string[] = [];
     for (const [name, data] of Object.entries(FILES)) {
-      const got = spawnSync('debugfs', ['-R', `cat ${name}`, PLAIN], {
+      const got = spawnSync('debugfs', ['-R', `cat ${name}`, slot.plain], {
         stdio: 'pipe',
         maxBuffer: 64 * MiB,
       });
       if (got.status !== 0 || sha(got.stdout) !== sha(data)) bad.push(name);
     }
-    const size = Number(/Block count:\s+(\d+)/.exec(sh('dumpe2fs', ['-h', PLAIN]).stdout)?.[1]);
+    const size = Number(
+      /Block count:\s+(\d+)/.exec(sh('dumpe2fs', ['-h', slot.plain]).stdout)?.[1],
+    );
     return {
       fsBytes: size * 4096,
       fsck: fsck.status === 0 ? null : `${fsck.status}: ${fsck.stdout.slice(-400)}`,
       bad,
     };
   } finally {
-    rmSync(PLAIN, { force: true });
+    rmSync(slot.plain, { force: true });
   }
 }
 
@@ -118,15 +136,15 @@ async function inspect(): Promise<{ fsBytes: number; fsck: string | null; bad: s
  * superblock fields that changed, and the times it records change), so a kill past the end is
  * not an error: that run must simply succeed.
  */
-async function killPoint(size: string, sizeBytes: number, who: string, n: number) {
-  copyFileSync(BASE, VOL);
-  const killed = await resize(size, { CRYPTAINER_TEST_KILL_AT_WRITE: `${who}:${n}` });
+async function killPoint(slot: Slot, size: string, sizeBytes: number, who: string, n: number) {
+  copyFileSync(BASE, slot.vol);
+  const killed = await resize(slot, size, { CRYPTAINER_TEST_KILL_AT_WRITE: `${who}:${n}` });
   // A killed server leaves its drive mounted and dead (ENOTCONN): not this test's subject.
-  if (who === 'server') forceCleanup(dir, runtime);
+  if (who === 'server') forceCleanup(slot.runtime, slot.runtime);
   const problems: string[] = [];
-  const again = await resize(size);
+  const again = await resize(slot, size);
   if (again.status !== 0) problems.push(`rerun exit ${again.status}: ${again.stderr.trim()}`);
-  const state = await inspect();
+  const state = await inspect(slot);
   if (state.fsck !== null) problems.push(`e2fsck -fn ${state.fsck}`);
   if (state.bad.length > 0) problems.push(`files differ: ${state.bad.join(' ')}`);
   if (again.status === 0 && state.fsBytes !== sizeBytes) {
@@ -145,6 +163,7 @@ test('a resize killed at any write of a tool or of the server is repaired by run
       const failures: string[] = [];
       let landed = 0;
       const started = Date.now();
+      const points: [string, number, string, number][] = [];
       for (const [size, sizeBytes] of [
         ['24M', 24 * MiB],
         ['64M', 64 * MiB],
@@ -154,16 +173,21 @@ test('a resize killed at any write of a tool or of the server is repaired by run
           // The tool at odd writes, the server at even ones (both at every write with
           // RESIZE_KILL_BOTH=1, twice as long).
           const sides = BOTH ? ['tool', 'server'] : [n % 2 === 1 ? 'tool' : 'server'];
-          for (const who of sides) {
-            const point = await killPoint(size, sizeBytes, who, n);
+          for (const who of sides) points.push([size, sizeBytes, who, n]);
+        }
+      }
+      await Promise.all(
+        slots.map(async (slot) => {
+          for (let p = points.shift(); p !== undefined; p = points.shift()) {
+            const point = await killPoint(slot, ...p);
             if (point.landed) landed++;
             if (point.failure) {
               failures.push(point.failure);
               console.log(`  ${point.failure}`);
             }
           }
-        }
-      }
+        }),
+      );
       const seconds = ((Date.now() - started) / 1000).toFixed(0);
       console.log(`  ${landed} kills landed, ${failures.length} left damage, ${seconds} s`);
       assert.ok(landed >= 64, `${landed} kill points`);
@@ -172,6 +196,7 @@ test('a resize killed at any write of a tool or of the server is repaired by run
     900_000,
     'kill at every write',
   ).finally(() => {
+    for (const slot of slots) forceCleanup(slot.runtime, slot.runtime);
     forceCleanup(dir, runtime);
     cleanup();
   });
