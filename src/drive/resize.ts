@@ -92,7 +92,7 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
       newDataSize: plan.newDataSize,
       filesystem: fs,
     };
-    const unchanged = 'before any change (the volume is as it was)';
+    const unchanged = 'before its size changed (the volume is consistent)';
     checkpoint(unchanged);
     if (plan.direction === 'shrink') {
       if (fs === null && options.force !== true) {
@@ -128,7 +128,7 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
       if (plan.direction === 'grow') {
         await growVolumeData(volume, plan, options.onProgress, options.signal).catch((err) => {
           if (err instanceof CryptainerError && err.code === 'ABORTED') {
-            throw stopped('before any change (the new space was given back)');
+            throw stopped('before its size changed (the new space was given back)');
           }
           throw err;
         });
@@ -165,7 +165,7 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
 }
 
 /** `size` as a `--size` argument: the largest binary unit that divides it, else bytes. */
-export function sizeArgument(size: number): string {
+function sizeArgument(size: number): string {
   for (const [unit, bytes] of [
     ['T', 1024 ** 4],
     ['G', 1024 ** 3],

@@ -104,6 +104,7 @@ function mergingPartialSectors(
     ...inner,
     read: (path, handle, buffer, length, position, state) =>
       serial(async () => {
+        if (state.answered) return 0; // timed out while queued: the buffer is no longer ours
         const n = await inner.read(path, handle, buffer, length, position, state);
         if (n > 0 && !state.answered) run.overlay(position, buffer.subarray(0, n));
         return n;
