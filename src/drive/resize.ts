@@ -105,8 +105,13 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
       if (fs !== null) {
         // SPEC §16.3 step 1: check the minimum before anything is written, then shrink.
         await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, async (drive) => {
-          // Checked first: resize2fs -P refuses a filesystem an interrupted resize2fs left.
-          if (fs === 'ext4') await checkExt4First(drive, tools);
+          // resize2fs -P refuses to measure what an interrupted resize2fs left (not clean):
+          // then check first. A clean one is measured first, so a refusal writes nothing.
+          let checked = false;
+          if (fs === 'ext4' && !(await ext4State(drive, tools)).clean) {
+            await checkExt4First(drive, tools);
+            checked = true;
+          }
           checkpoint(unchanged);
           report.minimumBytes = await filesystemMinimum(drive, fs, tools);
           if (plan.newDataSize < report.minimumBytes) {
@@ -116,6 +121,7 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
                 `${mib(report.minimumBytes)} MiB (${report.minimumBytes} bytes); nothing was changed`,
             );
           }
+          if (fs === 'ext4' && !checked) await checkExt4First(drive, tools);
           checkpoint(unchanged);
           await shrinkFilesystem(drive, fs, plan.newDataSize, tools);
         });
@@ -195,7 +201,7 @@ async function filesystemMinimum(
   tools: RunCommandOptions,
 ): Promise<number> {
   if (fs === 'ext4') {
-    const blockSize = await ext4BlockSize(drive, tools);
+    const { blockSize } = await ext4State(drive, tools);
     const step = 'measuring the ext4 filesystem (resize2fs -P)';
     const r = await runStep(step, 'resize2fs', ['-P', drive], undefined, tools);
     const m = /minimum size of the filesystem:\s*(\d+)/i.exec(r.stdout + r.stderr);
@@ -216,12 +222,20 @@ async function filesystemMinimum(
   return Number(m[1]);
 }
 
-async function ext4BlockSize(drive: string, tools: RunCommandOptions): Promise<number> {
+/**
+ * The ext4 superblock's block size, and whether its state is plain `clean` (not "not clean",
+ * not "with errors": what resize2fs -P refuses to measure).
+ */
+async function ext4State(
+  drive: string,
+  tools: RunCommandOptions,
+): Promise<{ blockSize: number; clean: boolean }> {
   const step = 'reading the ext4 superblock (dumpe2fs -h)';
   const r = await runStep(step, 'dumpe2fs', ['-h', drive], undefined, tools);
   const m = /^Block size:\s*(\d+)/m.exec(r.stdout);
   if (!m) throw new MountError('MOUNT_FAILED', 'dumpe2fs -h: no block size in its output');
-  return Number(m[1]);
+  const state = /^Filesystem state:\s*(.*?)\s*$/m.exec(r.stdout)?.[1];
+  return { blockSize: Number(m[1]), clean: state === 'clean' };
 }
 
 /**
