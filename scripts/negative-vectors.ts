@@ -152,7 +152,7 @@ export const NEGATIVE_VECTORS: NegativeVector[] = [
   },
   {
     name: 'reserved-nonzero',
-    description: 'a reserved byte after keyslots_offset is 1',
+    description: 'the first reserved byte after key_generation (offset 124) is 1',
     mutate: (c) => (c[H.reserved0] = 1),
     expect: 'HEADER_FIELD',
   },

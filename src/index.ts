@@ -10,7 +10,7 @@
  */
 export { createVolume, type CreateOptions } from './volume/create.js';
 export { openVolume, inspectVolume, type OpenOptions } from './volume/open.js';
-export { Volume } from './volume/volume.js';
+export { Volume, type OpenedHeader } from './volume/volume.js';
 export type { UnlockSecret } from './volume/secret.js';
 export { planKdfParams, type KdfTuning } from './volume/kdf-tuning.js';
 export type { Storage } from './io/storage.js';

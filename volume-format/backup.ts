@@ -29,7 +29,14 @@ import {
   UUID_BYTES,
 } from './constants.js';
 import { CryptainerError, FormatError, UnsupportedError } from './errors.js';
-import { type HeaderFields, decodeHeaderCopy, formatUuid, sameHeaderContent } from './header.js';
+import { INCOMPAT_REENCRYPT } from './features.js';
+import {
+  type HeaderFields,
+  decodeHeaderCopy,
+  formatUuid,
+  keyGenerationOf,
+  sameHeaderContent,
+} from './header.js';
 import type { Layout } from './layout.js';
 
 /** A decoded, validated header backup (its byte arrays are copies, never views of the input). */
@@ -163,6 +170,57 @@ export function checkBackupMatches(backup: HeaderBackup, current: HeaderFields):
         `(${current.sectorSize}-byte sectors)`,
     );
   }
+}
+
+/** Why a backup does not describe the key the container's data is under (SPEC §13.4). */
+export interface BackupStaleness {
+  /** Key generation in the backup (SPEC §3.1; 0 for a revision-1.0 header). */
+  backupGeneration: number;
+  /** Key generation of the container's winning header copy. */
+  volumeGeneration: number;
+  /** One line for the user. */
+  reason: string;
+}
+
+/**
+ * SPEC §13.4 precondition 4: compare a backup with the container's current header (which
+ * {@link checkBackupMatches} accepted). Returns `null` when the backup is current, otherwise why
+ * it is stale: another key generation, or another re-encryption state (a flag set on one side
+ * only, or a different progress record). Restoring a stale backup makes the data unreadable.
+ */
+export function planBackupStaleness(
+  backup: HeaderBackup,
+  current: HeaderFields,
+): BackupStaleness | null {
+  const backupGeneration = keyGenerationOf(backup.fields);
+  const volumeGeneration = keyGenerationOf(current);
+  const gens = { backupGeneration, volumeGeneration };
+  if (backupGeneration !== volumeGeneration) {
+    const when = backupGeneration < volumeGeneration ? 'before' : 'after';
+    return {
+      ...gens,
+      reason:
+        `the backup is of key generation ${backupGeneration}, the volume's data is under key ` +
+        `generation ${volumeGeneration}: the backup was made ${when} a re-encryption`,
+    };
+  }
+  const flagBackup = (backup.fields.features.incompat & INCOMPAT_REENCRYPT) !== 0n;
+  const flagVolume = (current.features.incompat & INCOMPAT_REENCRYPT) !== 0n;
+  if (flagBackup !== flagVolume) {
+    return {
+      ...gens,
+      reason: flagBackup
+        ? 'the backup was made during a re-encryption that has finished since'
+        : 'the volume is being re-encrypted and the backup was made before or after that',
+    };
+  }
+  if (flagBackup && !constantTimeEqual(backup.fields.featureArea, current.featureArea)) {
+    return {
+      ...gens,
+      reason: 'the backup records another point of the unfinished re-encryption',
+    };
+  }
+  return null;
 }
 
 /** True when two layouts are identical (SPEC §13.4). */

@@ -40,7 +40,9 @@ export const HEADER_FIELD_OFFSETS = {
   keyslotCount: 104,
   keyslotSize: 108,
   keyslotsOffset: 112,
-  reserved0: 116,
+  /** SPEC §3.1 (revision 1.1): u64, zero unless `COMPAT_KEY_GENERATION` is set. */
+  keyGeneration: 116,
+  reserved0: 124,
   featureArea: 192,
   keyslots: 512,
   reserved1: 2560,

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'TRUNCATED'
   | 'BACKUP_INVALID'
   | 'BACKUP_MISMATCH'
+  | 'BACKUP_STALE'
   | 'JOURNAL_CORRUPT'
   // integrity: valid-looking bytes that fail a keyed check
   | 'HEADER_TAMPERED'

@@ -18,11 +18,18 @@ export interface FeatureFlags {
  */
 export const INCOMPAT_REENCRYPT = 1n << 1n;
 
+/**
+ * SPEC §3.1, §7 (revision 1.1): `feature_compat` bit 0, set exactly when the header's
+ * `key_generation` (bytes [116, 124)) is ≥ 1, i.e. after a re-encryption by a 1.1 writer.
+ * Clear means generation 0, the value every revision-1.0 volume has.
+ */
+export const COMPAT_KEY_GENERATION = 1n << 0n;
+
 /** SPEC §7: feature bits this implementation understands. */
 export const KNOWN_FEATURES: Readonly<FeatureFlags> = {
   incompat: INCOMPAT_REENCRYPT,
   roCompat: 0n,
-  compat: 0n,
+  compat: COMPAT_KEY_GENERATION,
 };
 
 /** Feature flags of a brand-new volume. */

@@ -2,8 +2,8 @@
  * Which header copy wins and what must be repaired (SPEC §8): a pure decision over the bytes
  * read at both copy offsets.
  */
-import type { HeaderCopyName } from './constants.js';
-import { CryptainerError, FormatError } from './errors.js';
+import { type HeaderCopyName, KEYSLOT_COUNT, KEYSLOT_SIZE, KEYSLOTS_OFFSET } from './constants.js';
+import { CryptainerError, FormatError, IntegrityError } from './errors.js';
 import { type HeaderFields, decodeHeaderCopy, sameHeaderContent } from './header.js';
 
 /** What `info` reports for a copy: valid and current, valid but behind, or invalid. */
@@ -45,9 +45,18 @@ function tryDecode(bytes: Uint8Array | null, copy: HeaderCopyName): Decoded {
 }
 
 /**
+ * Copy verdicts that fail the whole volume (SPEC §7 "Scope", §8 step 3): a copy that passed
+ * its checksum and still asks for an unknown incompat feature or KDF work beyond the limits was
+ * written on purpose by another writer. Reading the other copy instead would roll that
+ * writer's state back, and a read-write open would then overwrite it.
+ */
+const VOLUME_VERDICTS: ReadonlySet<string> = new Set(['UNSUPPORTED_FEATURE', 'KDF_LIMITS']);
+
+/**
  * Decide which copy wins (SPEC §8). `bytesA`/`bytesB` are what was read at each copy's offset
- * (`null` if unreadable). Throws `NO_VALID_HEADER`, or the shared volume-level reason
- * (`UNSUPPORTED_FEATURE`, `KDF_LIMITS`, `UNSUPPORTED_VERSION`) when both copies fail with it.
+ * (`null` if unreadable). Throws, in the order of SPEC §8 step 3: copy A's, else copy B's
+ * `UNSUPPORTED_FEATURE`/`KDF_LIMITS` (whatever the other copy says); `UNSUPPORTED_VERSION` when
+ * both copies fail with it; else `NO_VALID_HEADER` when neither copy is valid.
  */
 export function planHeaderChoice(
   bytesA: Uint8Array | null,
@@ -55,9 +64,12 @@ export function planHeaderChoice(
 ): HeaderChoice {
   const a = tryDecode(bytesA, 'A');
   const b = tryDecode(bytesB, 'B');
+  for (const d of [a, b]) {
+    if (!d.ok && VOLUME_VERDICTS.has(d.error.code)) throw d.error;
+  }
   if (!a.ok && !b.ok) {
-    const shared = ['UNSUPPORTED_FEATURE', 'KDF_LIMITS', 'UNSUPPORTED_VERSION'];
-    if (a.error.code === b.error.code && shared.includes(a.error.code)) {
+    // SPEC §8 step 3: the only code that replaces NO_VALID_HEADER for two invalid copies.
+    if (a.error.code === 'UNSUPPORTED_VERSION' && b.error.code === 'UNSUPPORTED_VERSION') {
       throw a.error;
     }
     throw new FormatError(
@@ -110,4 +122,31 @@ function result(
     copies,
     repair,
   };
+}
+
+/**
+ * SPEC §8 step 7: the choice to try when `failed`, the winner, did not verify its MAC: the
+ * other copy, if it is valid, as the winner (whatever its seqid), with `failed` to repair.
+ * `null` when the other copy is not valid. `sameKeyslots` tells whether the master key already
+ * unlocked from `failed` can verify it (equal keyslot bytes) or its own keyslots must be tried.
+ */
+export function planOtherCopy(
+  bytesA: Uint8Array | null,
+  bytesB: Uint8Array | null,
+  failed: HeaderCopyName,
+): { choice: HeaderChoice; sameKeyslots: boolean } | null {
+  const other: HeaderCopyName = failed === 'A' ? 'B' : 'A';
+  const otherBytes = other === 'A' ? bytesA : bytesB;
+  const failedBytes = failed === 'A' ? bytesA : bytesB;
+  const decoded = tryDecode(otherBytes, other);
+  if (!decoded.ok || failedBytes === null) return null;
+  const error = new IntegrityError(
+    'HEADER_TAMPERED',
+    `header copy ${failed}: authentication failed (modified without the key)`,
+  );
+  const choice = result(other, decoded.fields, otherBytes!, { status: 'corrupt', error }, [failed]);
+  const span = [KEYSLOTS_OFFSET, KEYSLOTS_OFFSET + KEYSLOT_COUNT * KEYSLOT_SIZE] as const;
+  const sameKeyslots =
+    Buffer.compare(failedBytes.subarray(...span), otherBytes!.subarray(...span)) === 0;
+  return { choice, sameKeyslots };
 }

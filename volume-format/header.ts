@@ -29,7 +29,12 @@ import {
   UUID_BYTES,
 } from './constants.js';
 import { FormatError, UnsupportedError } from './errors.js';
-import { type FeatureFlags, INCOMPAT_REENCRYPT, checkFeatures } from './features.js';
+import {
+  COMPAT_KEY_GENERATION,
+  type FeatureFlags,
+  INCOMPAT_REENCRYPT,
+  checkFeatures,
+} from './features.js';
 import { type Keyslot, decodeKeyslot, encodeKeyslot } from './keyslot.js';
 import { type Layout, checkLayout } from './layout.js';
 import { decodeReencryptState } from './reencrypt-state.js';
@@ -43,6 +48,18 @@ export interface HeaderFields extends Layout {
   featureArea: Uint8Array;
   /** Exactly KEYSLOT_COUNT entries, index = slot number. */
   keyslots: Keyslot[];
+  /**
+   * SPEC §3.1: which master key the keyslots wrap, counted from 0 at creation and raised by one
+   * per re-encryption. Absent means 0 (a revision-1.0 header); the decoder leaves it absent
+   * for generation 0, so 1.0-shaped fields round-trip unchanged. The encoder derives
+   * `COMPAT_KEY_GENERATION` in `features.compat` from it. Read it with {@link keyGenerationOf}.
+   */
+  keyGeneration?: number;
+}
+
+/** SPEC §3.1: the key generation of a header (0 when the field is absent). */
+export function keyGenerationOf(fields: Pick<HeaderFields, 'keyGeneration'>): number {
+  return fields.keyGeneration ?? 0;
 }
 
 /**
@@ -69,6 +86,16 @@ function encodeHeaderBody(fields: HeaderFields, copy: HeaderCopyName): Uint8Arra
   }
   if (fields.keyslots.length !== KEYSLOT_COUNT) throw new RangeError('need exactly 8 keyslots');
   if (!Number.isSafeInteger(fields.seqid) || fields.seqid < 1) throw new RangeError('bad seqid');
+  const generation = keyGenerationOf(fields);
+  if (!Number.isSafeInteger(generation) || generation < 0) {
+    throw new RangeError('bad key generation');
+  }
+  // SPEC §3.1: the compat bit is set exactly when the generation is ≥ 1, so a header with
+  // generation 0 is byte-identical to a revision-1.0 header.
+  const compat =
+    generation > 0
+      ? fields.features.compat | COMPAT_KEY_GENERATION
+      : fields.features.compat & ~COMPAT_KEY_GENERATION;
   const out = new Uint8Array(HEADER_SIZE);
   out.set(HEADER_MAGICS[copy], H.magic);
   writeU32LE(out, H.formatVersion, FORMAT_VERSION);
@@ -77,7 +104,7 @@ function encodeHeaderBody(fields: HeaderFields, copy: HeaderCopyName): Uint8Arra
   out.set(fields.uuid, H.uuid);
   writeFlags(out, H.featureIncompat, fields.features.incompat);
   writeFlags(out, H.featureRoCompat, fields.features.roCompat);
-  writeFlags(out, H.featureCompat, fields.features.compat);
+  writeFlags(out, H.featureCompat, compat);
   writeU32LE(out, H.cipher, CIPHER_XTS_AES_256);
   writeU32LE(out, H.sectorSize, fields.sectorSize);
   writeU64LE(out, H.journalOffset, fields.journalOffset);
@@ -87,15 +114,17 @@ function encodeHeaderBody(fields: HeaderFields, copy: HeaderCopyName): Uint8Arra
   writeU32LE(out, H.keyslotCount, KEYSLOT_COUNT);
   writeU32LE(out, H.keyslotSize, KEYSLOT_SIZE);
   writeU32LE(out, H.keyslotsOffset, KEYSLOTS_OFFSET);
+  if (generation > 0) writeU64LE(out, H.keyGeneration, generation);
   out.set(fields.featureArea, H.featureArea);
   fields.keyslots.forEach((slot, i) => out.set(encodeKeyslot(slot), keyslotOffset(i)));
   return out;
 }
 
 /**
- * Decode and validate one header copy read from `copy`'s offset, in the order of SPEC §8 step 2:
- * magic, version, size, checksum, then every field (SPEC §10). Throws a `FormatError` or
- * `UnsupportedError` with the row's code; never returns unchecked values.
+ * Decode and validate one header copy read from `copy`'s offset, in exactly the order of
+ * SPEC §8 step 2 (items 1–15; the first failing check is the copy's verdict, so the order of
+ * the statements below is part of the format). Throws a `FormatError` or `UnsupportedError`
+ * with the row's code; never returns unchecked values.
  */
 export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): HeaderFields {
   const where = `header copy ${copy}`;
@@ -157,6 +186,14 @@ export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): Heade
   if (readU32LE(bytes, H.keyslotCount) !== KEYSLOT_COUNT) field('keyslot count is not 8');
   if (readU32LE(bytes, H.keyslotSize) !== KEYSLOT_SIZE) field('keyslot size is not 256');
   if (readU32LE(bytes, H.keyslotsOffset) !== KEYSLOTS_OFFSET) field('keyslots offset is not 512');
+  // SPEC §8 step 2 item 13, §3.1: the key generation, then the reserved ranges.
+  let keyGeneration = 0;
+  if ((features.compat & COMPAT_KEY_GENERATION) !== 0n) {
+    keyGeneration = u64(H.keyGeneration, 'key generation');
+    if (keyGeneration === 0) field('key generation is 0 while its feature bit is set');
+  } else if (!isAllZero(bytes.subarray(H.keyGeneration, H.reserved0))) {
+    field('reserved bytes not zero (key generation without its feature bit)');
+  }
   if (!isAllZero(bytes.subarray(H.reserved0, H.featureArea))) field('reserved bytes not zero');
   if (!isAllZero(bytes.subarray(H.reserved1, H.headerMac))) field('reserved bytes not zero');
   const featureArea = copyBytes(bytes, H.featureArea, H.featureArea + FEATURE_AREA_BYTES);
@@ -183,7 +220,15 @@ export function decodeHeaderCopy(bytes: Uint8Array, copy: HeaderCopyName): Heade
       });
     }
   }
-  return { seqid, uuid, features, featureArea, keyslots, ...layout };
+  return {
+    seqid,
+    uuid,
+    features,
+    featureArea,
+    keyslots,
+    ...(keyGeneration > 0 ? { keyGeneration } : {}),
+    ...layout,
+  };
 }
 
 /** True when the copy's `header_mac` verifies under `macKey` (SPEC §8 step 6). */

@@ -62,9 +62,26 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`cryptainer: ${err.message}\n`);
       return exitCodeFor(err.code);
     }
-    process.stderr.write(`cryptainer: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-    return EXIT.INTERNAL;
+    return internalError(err);
   }
 }
+
+/**
+ * A bug or an unexpected system error: one line, never a stack trace (users see stderr, and
+ * the background server's stderr is its server.log). `CRYPTAINER_DEBUG=1` adds the stack.
+ */
+function internalError(err: unknown): number {
+  const detail =
+    process.env.CRYPTAINER_DEBUG === '1'
+      ? ((err as Error)?.stack ?? String(err))
+      : ((err as Error)?.message ?? String(err)).split('\n')[0];
+  process.stderr.write(`cryptainer: internal error: ${detail}\n`);
+  return EXIT.INTERNAL;
+}
+
+// Failures outside the command's own promise chain (a timer or event handler of the server)
+// would otherwise print Node's stack trace.
+process.on('uncaughtException', (err) => process.exit(internalError(err)));
+process.on('unhandledRejection', (err) => process.exit(internalError(err)));
 
 process.exit(await main(process.argv));

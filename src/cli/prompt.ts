@@ -1,69 +1,35 @@
 /**
  * Where secrets come from (the only importer of the prompt library). Never from argv:
  * a masked prompt when stdin is a terminal (asked twice when a new secret is set), otherwise
- * `--passphrase-file PATH|-` or stdin. Stdin is read once and split into lines, so a command
- * that needs two secrets (old and new) takes them as two lines.
+ * `--passphrase-file PATH|-` or stdin. Stdin is read line by line as each secret is asked, so
+ * a command that needs two secrets (old and new) takes them as two lines.
  */
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { isatty } from 'node:tty';
 import password from '@inquirer/password';
 import { wipe } from '../../crypto/bytes.js';
 import { CryptainerError, UsageError } from '../../volume-format/errors.js';
-import { ioErrorFrom } from '../io/file-storage.js';
+import { MAX_PASSPHRASE_BYTES, readPassphraseFile, readStdinLine } from '../io/secret-input.js';
 
-/** True when we may prompt: stdin is a terminal. */
+/**
+ * True when we may prompt: stdin is a terminal. Asked of fd 0 itself: creating
+ * `process.stdin` for a pipe would switch it to non-blocking mode (src/io/secret-input.ts).
+ */
 export function isInteractive(): boolean {
-  return process.stdin.isTTY === true;
+  return isatty(0);
 }
-
-let stdinLines: Buffer[] | null = null;
 
 /** Next line of stdin (without its line ending); empty once stdin is exhausted. */
-function nextStdinLine(): Uint8Array {
-  if (stdinLines === null) {
-    let all: Buffer;
-    try {
-      all = readFileSync(0);
-    } catch {
-      all = Buffer.alloc(0); // stdin closed or not readable: no secret there
-    }
-    stdinLines = splitLines(all);
-    wipe(all);
-  }
-  return stdinLines.shift() ?? new Uint8Array(0);
+async function nextStdinLine(): Promise<Uint8Array> {
+  return (await readStdinLine()) ?? new Uint8Array(0);
 }
 
-/** Split on "\n", dropping one "\r" before it; copies so the source can be wiped. */
-function splitLines(all: Buffer): Buffer[] {
-  const lines: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= all.length; i++) {
-    if (i === all.length || all[i] === 0x0a) {
-      if (i === all.length && start === i) break;
-      let end = i;
-      if (end > start && all[end - 1] === 0x0d) end--;
-      lines.push(Buffer.from(all.subarray(start, end)));
-      start = i + 1;
-    }
-  }
-  return lines;
-}
-
-/** Read a passphrase file (`-` = stdin); one trailing "\n" or "\r\n" is removed (SPEC §4.1). */
-export function readPassphraseFile(path: string): Uint8Array {
-  if (path === '-') return nextStdinLine();
-  let data: Buffer;
-  try {
-    data = readFileSync(path);
-  } catch (err) {
-    throw ioErrorFrom(err, `reading passphrase file ${path}`);
-  }
-  let end = data.length;
-  if (end > 0 && data[end - 1] === 0x0a) end--;
-  if (end > 0 && data[end - 1] === 0x0d) end--;
-  const secret = Uint8Array.from(data.subarray(0, end));
-  wipe(data);
-  return secret;
+/**
+ * Read a passphrase file (`-` = the next stdin line); one trailing "\n" or "\r\n" is removed
+ * (SPEC §4.1). Longer than {@link MAX_PASSPHRASE_BYTES}: `USAGE`.
+ */
+export async function readPassphraseSource(path: string): Promise<Uint8Array> {
+  return path === '-' ? nextStdinLine() : readPassphraseFile(path);
 }
 
 async function promptHidden(message: string): Promise<Uint8Array> {
@@ -94,7 +60,7 @@ export interface PassphraseRequest {
 /** Get a passphrase: from the file option, a masked prompt, or the next stdin line. */
 export async function getPassphrase(req: PassphraseRequest): Promise<Uint8Array> {
   let secret: Uint8Array;
-  if (req.file !== undefined) secret = readPassphraseFile(req.file);
+  if (req.file !== undefined) secret = await readPassphraseSource(req.file);
   else if (isInteractive()) {
     secret = await promptHidden(`${req.label}:`);
     if (req.confirm) {
@@ -106,7 +72,7 @@ export async function getPassphrase(req: PassphraseRequest): Promise<Uint8Array>
         throw new UsageError('USAGE', 'passphrases do not match');
       }
     }
-  } else secret = nextStdinLine();
+  } else secret = await nextStdinLine();
   if (secret.length === 0 && !req.allowEmpty) {
     throw new UsageError(
       'USAGE',
@@ -129,6 +95,23 @@ export async function confirmOrAbort(question: string, assumeYes: boolean): Prom
   try {
     const answer = await rl.question(`${question}\nType YES to continue: `);
     if (answer.trim() !== 'YES') throw new CryptainerError('ABORTED', 'cancelled');
+  } finally {
+    rl.close();
+  }
+}
+
+/**
+ * On a terminal, ask the user to type `phrase` exactly (for one dangerous case that a general
+ * YES must not cover). Throws `ABORTED` on any other answer, and `USAGE` off a terminal.
+ */
+export async function confirmPhrase(question: string, phrase: string): Promise<void> {
+  if (!isInteractive()) {
+    throw new UsageError('USAGE', `${question}: a typed confirmation needs a terminal`);
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question}\nType "${phrase}" to continue: `);
+    if (answer.trim() !== phrase) throw new CryptainerError('ABORTED', 'cancelled');
   } finally {
     rl.close();
   }

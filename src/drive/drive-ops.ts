@@ -36,6 +36,11 @@ export interface DriveOptions {
   gid: number;
   /** Refuse writes even if the volume is writable. */
   readOnly?: boolean;
+  /**
+   * A request failed on the container (server-health.ts counts them): `write` for a write,
+   * flush or fsync, whose data is then lost, `read` for a read.
+   */
+  onIoError?: (kind: 'read' | 'write', message: string) => void;
 }
 
 /** Counters for the benchmark and for tests (cheap: plain increments). */
@@ -77,6 +82,15 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
   };
   let nextHandle = 1;
   let lastWrite = started;
+
+  /**
+   * Count a request's failed container I/O before it is answered with EIO; returns the error
+   * to rethrow. (A try/catch at each call: no extra promise per request on the success path.)
+   */
+  const failed = (kind: 'read' | 'write', err: unknown): unknown => {
+    options.onIoError?.(kind, (err as Error)?.message ?? String(err));
+    return err;
+  };
 
   const checkFile = (path: string): void => {
     if (path !== DRIVE_PATH) throw new FuseErrno(ERRNO.ENOENT);
@@ -125,10 +139,15 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       const span = traceStart('read', n);
       // Decrypted straight into the kernel's buffer; after any wait the volume first asks
       // whether the request timed out (then the buffer is no longer ours).
-      const done = await volume.readInto(position, buffer.subarray(0, n), {
-        span,
-        abandoned: () => state.answered,
-      });
+      let done: boolean;
+      try {
+        done = await volume.readInto(position, buffer.subarray(0, n), {
+          span,
+          abandoned: () => state.answered,
+        });
+      } catch (err) {
+        throw failed('read', err);
+      }
       span?.end();
       if (!done) return 0;
       stats.reads++;
@@ -142,7 +161,11 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       if (position >= size) throw new FuseErrno(ERRNO.ENOSPC); // as a block device would
       const n = Math.min(length, size - position);
       const span = traceStart('write', n);
-      await volume.write(position, buffer.subarray(0, n), span);
+      try {
+        await volume.write(position, buffer.subarray(0, n), span);
+      } catch (err) {
+        throw failed('write', err);
+      }
       span?.end();
       stats.writes++;
       stats.bytesWritten += n;
@@ -157,7 +180,11 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       stats.syncs++;
       const span = traceStart('flush', 0);
       const t = now();
-      await volume.sync();
+      try {
+        await volume.sync();
+      } catch (err) {
+        throw failed('write', err);
+      }
       span?.phase('io', t);
       span?.end();
     },
@@ -168,7 +195,11 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
       stats.syncs++;
       const span = traceStart('fsync', 0);
       const t = now();
-      await volume.sync();
+      try {
+        await volume.sync();
+      } catch (err) {
+        throw failed('write', err);
+      }
       span?.phase('io', t);
       span?.end();
     },

@@ -74,6 +74,27 @@ export function detectFilesystem(head: Uint8Array): 'ext4' | 'ntfs' | null {
   return null;
 }
 
+/**
+ * Block size of the ext2/3/4 filesystem whose first bytes are `head` (superblock at drive
+ * offset 1024: `s_log_block_size` at +24, block size = 1024 << it), or null if `head` holds
+ * no ext superblock or an impossible value.
+ */
+export function ext4BlockSize(head: Uint8Array): number | null {
+  if (detectFilesystem(head) !== 'ext4' || head.length < 1052) return null;
+  const log = Buffer.from(head.buffer, head.byteOffset, head.length).readUInt32LE(1024 + 24);
+  return log <= 6 ? 1024 << log : null; // ext4 allows 1 KiB to 64 KiB blocks
+}
+
+/**
+ * Logical block size for the loop device over the drive (SPEC §6 "Filesystem block size"):
+ * the volume's sector size only if the filesystem's blocks are at least that large. A 1 KiB
+ * block ext4 on a 4096-byte-sector volume does not mount on a 4096-byte loop device, while the
+ * drive serves any byte range (read-modify-write), so 512 is always correct, 4096 only faster.
+ */
+export function loopSectorSize(volumeSectorSize: number, fsBlockSize: number | null): number {
+  return volumeSectorSize === 4096 && fsBlockSize !== null && fsBlockSize >= 4096 ? 4096 : 512;
+}
+
 /** Smallest drive each filesystem is made on (measured: mkfs.ext4 needs 256 KiB, mkntfs 1 MiB+). */
 export const MIN_FILESYSTEM_BYTES = { ext4: 1024 * 1024, ntfs: 2 * 1024 * 1024 } as const;
 

@@ -14,7 +14,8 @@
  * bytes are the decrypted drive (SPEC §6). Unaligned requests are read-modify-written here.
  *
  * Messages in: `{ key }` (a SharedArrayBuffer holding the 64-byte master key, zeroed here once
- * the cipher holds it). Messages out: `{ ready }`, `{ log }`, and `{ stats }` on exit. The
+ * the cipher holds it). Messages out: `{ ready }`, `{ log }` (with `ioError: 'read' | 'write'`
+ * and `message` when a request failed on the container), `{ flush }`, and `{ stats }` on exit. The
  * thread ends when the kernel ends the connection (unmount or abort: ENODEV on read).
  */
 import { fdatasyncSync, readSync, writeSync } from 'node:fs';
@@ -93,6 +94,8 @@ const EROFS = 30;
 const ENOSPC = 28;
 const ENOSYS = 38;
 const EINVAL = 22;
+/** Requests whose failure loses written data. */
+const DATA_LOSS_OPS = new Set<number>([OP.WRITE, OP.FSYNC, OP.FLUSH]);
 const ROOT = 1;
 const FILE = 2;
 /** Attribute and entry validity handed to the kernel: the drive never changes shape. */
@@ -444,9 +447,12 @@ function loop(): void {
       serve(len);
     } catch (err) {
       const unique = inBuf.readBigUInt64LE(8);
-      port.postMessage({
-        log: `drive request ${inBuf.readUInt32LE(4)}: ${(err as Error).message}`,
-      });
+      const opcode = inBuf.readUInt32LE(4);
+      const message = (err as Error).message;
+      // Counted by the main thread (server-health.ts): a failed WRITE, FSYNC or FLUSH is data
+      // the user wrote and the container did not get.
+      const ioError = opcode === OP.READ ? 'read' : DATA_LOSS_OPS.has(opcode) ? 'write' : null;
+      port.postMessage({ log: `drive request ${opcode}: ${message}`, ioError, message });
       reply(unique, EIO, 0);
     }
   }

@@ -98,6 +98,8 @@ export interface KernelFuseOptions {
   readOnly: boolean;
   /** Lines for the server log (worker failures). */
   log: (line: string) => void;
+  /** A request failed on the container (counted by server-health.ts). */
+  onIoError?: (kind: 'read' | 'write', message: string) => void;
 }
 
 /** True when this process can use {@link mountKernelFuse} (root). */
@@ -205,7 +207,12 @@ export async function mountKernelFuse(
     if (flushing !== null || unmounting) return;
     flushing = new Promise<void>((done) =>
       fdatasync(containerFd, (err) => {
-        if (err) options.log(`background flush of the container: ${err.message}`);
+        if (err) {
+          // The kernel reports a failed writeback once per descriptor: this may be the only
+          // place that ever sees it.
+          options.log(`background flush of the container: ${err.message}`);
+          options.onIoError?.('write', `background flush: ${err.message}`);
+        }
         flushing = null;
         done();
       }),
@@ -243,8 +250,16 @@ export async function mountKernelFuse(
     worker.on('error', (err) => options.log(`drive thread ${thread}: ${err.message}`));
     readies.push(
       new Promise<void>((done, fail) => {
-        worker.on('message', (msg: { ready?: true; log?: string; flush?: true }) => {
+        type Msg = {
+          ready?: true;
+          log?: string;
+          flush?: true;
+          ioError?: 'read' | 'write' | null;
+          message?: string;
+        };
+        worker.on('message', (msg: Msg) => {
           if (msg.flush) startFlush();
+          if (msg.ioError) options.onIoError?.(msg.ioError, msg.message ?? 'unknown error');
           if (msg.ready) done();
           if (msg.log) options.log(msg.log);
         });

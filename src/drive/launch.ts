@@ -13,22 +13,35 @@
  *   foreground; stdout: /dev/null.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { wipe } from '../../crypto/bytes.js';
-import { CryptainerError, type ErrorCode, MountError } from '../../volume-format/errors.js';
+import {
+  CryptainerError,
+  type ErrorCode,
+  MountError,
+  UsageError,
+} from '../../volume-format/errors.js';
+import { MAX_PASSPHRASE_BYTES, readStdinToEnd } from '../io/secret-input.js';
+import { makeUndumpable, secureCopy, secureMemoryProblem } from '../secure-memory.js';
 import { sleep } from './filesystem.js';
 import { type MountRequest, serveMount, verifyMounted } from './mount.js';
-import { type MountRecord, entryDir, removeEntry } from './registry.js';
+import {
+  CLI_MAIN,
+  type MountRecord,
+  SERVE_COMMAND,
+  entryDir,
+  removeEntry,
+  writeServerPid,
+} from './registry.js';
 
-/** Hidden CLI command that runs the server. */
-export const SERVE_COMMAND = '__serve';
+export { SERVE_COMMAND };
 
 /** Longest wait for the child to report (unlocking with a costly KDF is the slow part). */
 const READY_TIMEOUT_MS = 10 * 60 * 1000;
 
-const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The request line (paths, options) plus a passphrase of at most the usual cap. */
+const MAX_SERVE_INPUT_BYTES = 1024 * 1024 + MAX_PASSPHRASE_BYTES;
 
 /** A started server: its record, and (for `--foreground`) a promise of its end. */
 export interface StartedServer {
@@ -68,6 +81,7 @@ export async function startServer(
   } finally {
     if (logFd !== null) closeSync(logFd);
   }
+  if (child.pid !== undefined) await writeServerPid(req.id, child.pid).catch(() => undefined);
   const exit = new Promise<number>((done) => {
     child.on('exit', (code, signal) => done(code ?? (signal ? 128 : 1)));
   });
@@ -176,14 +190,19 @@ function serverEnv(): NodeJS.ProcessEnv {
  * report on fd 3. Resolves when the volume was unmounted.
  */
 export async function runServeChild(): Promise<void> {
-  const input = readAllStdin();
-  const nl = input.indexOf(0x0a);
-  const req = JSON.parse(input.subarray(0, nl).toString('utf8')) as MountRequest;
-  const passphrase = Uint8Array.from(input.subarray(nl + 1));
+  // Before any secret arrives: no core dump, and no ptrace or /proc/PID/mem for other
+  // processes of this user (README, "Security notes"). Without the addon, the log says so.
+  const undumpable = makeUndumpable();
+  const input = await readStdinToEnd(MAX_SERVE_INPUT_BYTES);
+  const req = parseRequest(input);
+  // Off the JavaScript heap (whose collector moves small arrays, leaving stale copies behind).
+  const passphrase = secureCopy(input.subarray(input.indexOf(0x0a) + 1));
   wipe(input);
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} cryptainer[${process.pid}]: ${line}\n`);
   };
+  if (!undumpable)
+    log(`${secureMemoryProblem ?? 'secure memory unavailable'}: serving unprotected`);
   let reported = false;
   /** Tell the parent; false if it is gone (EPIPE: Node ignores SIGPIPE). */
   const report = (msg: Record<string, unknown>): boolean => {
@@ -212,8 +231,11 @@ export async function runServeChild(): Promise<void> {
     );
   } catch (err) {
     wipe(passphrase);
-    const code = err instanceof CryptainerError ? err.code : 'MOUNT_FAILED';
     const message = (err as Error)?.message ?? String(err);
+    // After a mount was reported, the entry is the record `unmount` reads (with the server's
+    // final status): it stays, and the error becomes this process's exit status.
+    if (reported) throw err;
+    const code = err instanceof CryptainerError ? err.code : 'MOUNT_FAILED';
     log(`mount failed: ${message}`);
     report({ ok: false, code, message });
     await removeEntry(req.id).catch(() => undefined); // the parent may be gone
@@ -221,22 +243,32 @@ export async function runServeChild(): Promise<void> {
   }
 }
 
-function readAllStdin(): Buffer {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((err as NodeJS.ErrnoException).code === 'EOF') break;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
+/**
+ * The request line of the server's stdin. Anything else (empty input: a `mount` killed before
+ * it wrote, or `__serve` run by hand) is a one-line usage error, not a stack trace.
+ */
+function parseRequest(input: Buffer): MountRequest {
+  const nl = input.indexOf(0x0a);
+  let req: Partial<MountRequest> | null = null;
+  try {
+    if (nl > 0) req = JSON.parse(input.subarray(0, nl).toString('utf8')) as Partial<MountRequest>;
+  } catch {
+    req = null;
   }
-  const all = Buffer.concat(chunks);
-  wipe(buf, ...chunks);
-  return all;
+  if (
+    req === null ||
+    typeof req !== 'object' ||
+    typeof req.id !== 'string' ||
+    !/^[0-9a-f]{12}$/.test(req.id) ||
+    typeof req.container !== 'string' ||
+    typeof req.mountpoint !== 'string' ||
+    !Array.isArray(req.keyfiles)
+  ) {
+    wipe(input);
+    throw new UsageError(
+      'USAGE',
+      `${SERVE_COMMAND}: no mount request on stdin (this command is run by \`cryptainer mount\`)`,
+    );
+  }
+  return req as MountRequest;
 }

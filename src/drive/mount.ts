@@ -14,8 +14,14 @@
  */
 import { join } from 'node:path';
 import { wipe } from '../../crypto/bytes.js';
-import { BusyError, CryptainerError, MountError, UsageError } from '../../volume-format/errors.js';
-import { type HeldLock, acquireLock } from '../io/lock.js';
+import {
+  BusyError,
+  CryptainerError,
+  IoError,
+  MountError,
+  UsageError,
+} from '../../volume-format/errors.js';
+import { deriveArgon2idInChild } from '../volume/kdf-child.js';
 import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
 import type { Volume } from '../volume/volume.js';
@@ -27,6 +33,8 @@ import {
   checkMountpoint,
   detachLoop,
   detectFilesystem,
+  ext4BlockSize,
+  loopSectorSize,
   findMount,
   fuseUsable,
   mountExt4,
@@ -37,9 +45,11 @@ import {
 } from './filesystem.js';
 import { mountFuse } from './fuse-adapter.js';
 import { kernelFuseUsable, mountKernelFuse } from './kernel-fuse.js';
+import { ServerHealth, describeErrors } from './server-health.js';
 import {
   type MountRecord,
   entryDir,
+  fileIdentityOf,
   processStartTime,
   removeEntry,
   writeRecord,
@@ -82,7 +92,7 @@ interface UndoStep {
  * Mount `req` and serve it until it is unmounted (by `cryptainer unmount`, a signal, or an
  * external umount of the filesystem). Resolves after a clean teardown; rejects with the
  * failing step if mounting fails, after undoing everything already set up. The caller owns
- * `secret.passphrase` and wipes it once this returns or {@link ServeHooks.onReady} runs.
+ * `secret.passphrase`; a Uint8Array passphrase is also wiped here, right after the unlock.
  */
 export async function serveMount(
   req: MountRequest,
@@ -91,11 +101,14 @@ export async function serveMount(
 ): Promise<void> {
   const undo: UndoStep[] = [];
   let volume: Volume | null = null;
-  let extraLock: HeldLock | null = null;
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const asRoot = uid === 0;
   let record: MountRecord;
+  // Published first, so the entry names its server from the outset (registry.entryAbandoned).
+  const health = new ServerHealth(req.id, hooks.log);
+  await health.publish();
+  const onIoError = (kind: 'read' | 'write', message: string): void => health.count(kind, message);
   try {
     await step('checking the mountpoint', () => checkMountpoint(req.mountpoint));
     if (!(await fuseUsable())) {
@@ -105,21 +118,22 @@ export async function serveMount(
           '(install fuse3 and libfuse2; Debian gives /dev/fuse mode 0666)',
       );
     }
-    if (req.readOnly) {
-      // openVolume takes no lock read-only; a mount must still exclude a read-write mount.
-      try {
-        extraLock = await acquireLock(req.container);
-      } catch (err) {
-        if (!(err instanceof CryptainerError && err.code === 'READ_ONLY')) throw err;
-      }
+    // SPEC §9.2: held for the whole mount, exclusive (read-only: shared, excluding writers).
+    try {
+      volume = await openVolume(req.container, {
+        ...secret,
+        readOnly: req.readOnly,
+        ...(req.keyslot !== undefined ? { keyslot: req.keyslot } : {}),
+        // Argon2id in a child that exits after the unlock: the argon2 binding's copies of the
+        // passphrase go with it (README, "Security notes").
+        deriveKek: deriveArgon2idInChild,
+      });
+    } finally {
+      // Not needed after the unlock: gone before the mount is even set up.
+      if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
     }
-    volume = await openVolume(req.container, {
-      ...secret,
-      readOnly: req.readOnly,
-      ...(req.keyslot !== undefined ? { keyslot: req.keyslot } : {}),
-    });
     const readOnly = volume.readOnly;
-    const kind = await resolveKind(volume, req.filesystem);
+    const { kind, blockSize } = await resolveKind(volume, req.filesystem);
     checkPrivileges(kind, asRoot);
     if (kind === 'ntfs' && !asRoot && !(await userAllowOther())) {
       throw new MountError(
@@ -130,7 +144,7 @@ export async function serveMount(
     }
 
     const driveDir = kind === 'none' ? req.mountpoint : join(entryDir(req.id), 'drive');
-    const drive = createDriveHandlers(volume, { uid, gid, readOnly });
+    const drive = createDriveHandlers(volume, { uid, gid, readOnly, onIoError });
     const served = volume;
     const fuse = await step('mounting the FUSE drive', () =>
       // Root: /dev/fuse served directly (kernel-fuse.ts, ≈ 3× shorter round trip per request).
@@ -141,6 +155,7 @@ export async function serveMount(
             gid,
             readOnly,
             log: hooks.log,
+            onIoError,
           })
         : mountFuse(driveDir, drive.handlers, {
             fsname: 'cryptainer',
@@ -157,7 +172,7 @@ export async function serveMount(
     if (kind === 'ext4') {
       const dev = await attachLoop(drivePath, {
         readOnly,
-        sectorSize: volume.sectorSize,
+        sectorSize: loopSectorSize(volume.sectorSize, blockSize),
         directIo: !fuse.pageCached,
       });
       loopDevice = dev;
@@ -172,9 +187,13 @@ export async function serveMount(
       });
     }
 
+    const identity = await fileIdentityOf(req.container);
     record = {
       id: req.id,
       container: req.container,
+      ...(identity
+        ? { containerDev: String(identity.dev), containerIno: String(identity.ino) }
+        : {}),
       mountpoint: req.mountpoint,
       filesystem: kind,
       readOnly,
@@ -190,20 +209,43 @@ export async function serveMount(
   } catch (err) {
     await undoAll(undo, hooks.log);
     await volume?.close().catch(() => undefined);
-    await extraLock?.release().catch(() => undefined);
     throw err;
   }
 
   hooks.log(`mounted ${record.container} at ${record.mountpoint} (${record.filesystem})`);
+  let tornDown = true;
   if (hooks.onReady(record)) await serveUntilStopped(record, undo, hooks.log);
   else {
     hooks.log('the mount command is gone: unmounting');
-    await undoAll(undo, hooks.log);
+    tornDown = await undoAll(undo, hooks.log);
   }
-  await volume.close(); // fdatasync, wipe keys, release the lock
-  await extraLock?.release();
-  await removeEntry(req.id);
-  hooks.log(`unmounted ${record.container}`);
+  let flushed = true;
+  try {
+    await volume.close(); // fdatasync, wipe keys, release the lock
+  } catch (err) {
+    flushed = false;
+    health.count('write', `final flush: ${(err as Error).message}`);
+    hooks.log(`final flush of the container failed: ${(err as Error).message}`);
+  }
+  if (flushed && tornDown && health.clean) {
+    // The clean end: the entry goes, and a waiting `unmount` takes that as success.
+    await removeEntry(req.id);
+    hooks.log(`unmounted ${record.container}`);
+    return;
+  }
+  // Otherwise the record stays, with the last word in status.json, for `unmount` (or `list`).
+  await health.finish({ flushed, tornDown });
+  const errors = describeErrors({
+    writeErrors: health.writeErrorCount,
+    readErrors: health.readErrorCount,
+  });
+  throw new IoError(
+    'IO_ERROR',
+    `unmounted ${record.container}` +
+      (errors ? ` after ${errors}` : '') +
+      (flushed ? '' : '; its final flush failed') +
+      (tornDown ? '' : '; some layers could not be undone'),
+  );
 }
 
 /** Run one mount step; failures that are not ours yet are wrapped with the step's name. */
@@ -218,17 +260,21 @@ async function step<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Which filesystem to mount: the requested one, or the one the drive holds. */
+/**
+ * Which filesystem to mount: the requested one, or the one the drive holds; with the ext4
+ * block size (for the loop device, SPEC §6), null for other filesystems.
+ */
 async function resolveKind(
   volume: Volume,
   wanted: MountRequest['filesystem'],
-): Promise<FilesystemKind> {
-  if (wanted === 'none') return 'none';
+): Promise<{ kind: FilesystemKind; blockSize: number | null }> {
+  if (wanted === 'none') return { kind: 'none', blockSize: null };
   const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
   const found = detectFilesystem(head);
+  const blockSize = ext4BlockSize(head);
   wipe(head);
   if (wanted === 'auto') {
-    if (found) return found;
+    if (found) return { kind: found, blockSize };
     throw new MountError(
       'MOUNT_FAILED',
       'detecting the filesystem: the volume holds neither ext4 nor NTFS ' +
@@ -241,7 +287,7 @@ async function resolveKind(
       `detecting the filesystem: asked for ${wanted}, the volume holds ${found ?? 'neither ext4 nor NTFS'}`,
     );
   }
-  return wanted;
+  return { kind: wanted, blockSize };
 }
 
 function checkPrivileges(kind: FilesystemKind, asRoot: boolean): void {
@@ -278,16 +324,22 @@ export async function verifyMounted(record: MountRecord): Promise<void> {
   }
 }
 
-/** Run undo steps in reverse order, continuing past failures (mount failure path). */
-async function undoAll(undo: UndoStep[], log: (line: string) => void): Promise<void> {
+/**
+ * Run undo steps in reverse order, continuing past failures (mount failure path). Returns
+ * whether every step succeeded.
+ */
+async function undoAll(undo: UndoStep[], log: (line: string) => void): Promise<boolean> {
+  let ok = true;
   while (undo.length > 0) {
     const s = undo.pop()!;
     try {
       await s.run();
     } catch (err) {
+      ok = false;
       log(`undo: ${s.what}: ${(err as Error).message}`);
     }
   }
+  return ok;
 }
 
 /**

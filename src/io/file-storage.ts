@@ -1,6 +1,12 @@
 /** {@link Storage} over a regular file, with positional I/O on one file descriptor. */
-import { constants as fsConstants, promises as fsp, readSync, writeSync } from 'node:fs';
-import { IoError } from '../../volume-format/errors.js';
+import {
+  type Stats,
+  constants as fsConstants,
+  promises as fsp,
+  readSync,
+  writeSync,
+} from 'node:fs';
+import { IoError, UsageError } from '../../volume-format/errors.js';
 import type { Storage } from './storage.js';
 
 /** How to open a container file. */
@@ -8,6 +14,12 @@ export interface FileStorageOptions {
   readOnly?: boolean;
   /** Create the file; fails if it exists (`O_EXCL`). Mode 0600 (SPEC §9.1). */
   createExclusive?: boolean;
+}
+
+/** A file's identity, `(st_dev, st_ino)`: the same for every name of the file (SPEC §9.2). */
+export interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
 }
 
 /** A container file opened for positional reads and writes. */
@@ -18,17 +30,15 @@ export class FileStorage implements Storage {
     readonly path: string,
   ) {}
 
-  /** Open (or exclusively create) `path`. Errors become `IoError`/`NOT_FOUND`/`FILE_EXISTS`. */
+  /**
+   * Open (or exclusively create) `path`, which must be a regular file (`USAGE` otherwise).
+   * Errors become `IoError`/`NOT_FOUND`/`FILE_EXISTS`.
+   */
   static async open(path: string, options: FileStorageOptions = {}): Promise<FileStorage> {
     let flags = options.readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR;
     if (options.createExclusive) flags |= fsConstants.O_CREAT | fsConstants.O_EXCL;
-    try {
-      // SPEC §9.1: container files are created with mode 0600, whatever the umask says.
-      const handle = await fsp.open(path, flags, 0o600);
-      return new FileStorage(handle, path);
-    } catch (err) {
-      throw ioErrorFrom(err, `opening ${path}`);
-    }
+    // SPEC §9.1: container files are created with mode 0600, whatever the umask says.
+    return new FileStorage(await openRegularFile(path, flags, 0o600), path);
   }
 
   private fd(): fsp.FileHandle {
@@ -122,6 +132,12 @@ export class FileStorage implements Storage {
     return (await this.fd().stat()).size;
   }
 
+  /** The identity of the open file (fstat), whatever name it was opened by. */
+  async identity(): Promise<FileIdentity> {
+    const st = await this.fd().stat({ bigint: true });
+    return { dev: st.dev, ino: st.ino };
+  }
+
   async truncate(length: number): Promise<void> {
     try {
       await this.fd().truncate(length);
@@ -135,6 +151,48 @@ export class FileStorage implements Storage {
     this.handle = null;
     if (h) await h.close();
   }
+}
+
+/**
+ * Open `path` with `flags` and refuse anything but a regular file. `O_NONBLOCK` is added so
+ * that the open itself cannot wait: opening a FIFO read-only blocks until a writer appears,
+ * which would hang the command before the check could refuse it. On a regular file the flag
+ * changes nothing (Linux ignores it for disk files), so the descriptor serves normal I/O.
+ */
+export async function openRegularFile(
+  path: string,
+  flags: number,
+  mode?: number,
+): Promise<fsp.FileHandle> {
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(path, flags | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
+      throw new UsageError('USAGE', `opening ${path}: not a regular file (a directory)`);
+    }
+    throw ioErrorFrom(err, `opening ${path}`);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      throw new UsageError('USAGE', `opening ${path}: not a regular file (${kindOf(st)})`);
+    }
+    return handle;
+  } catch (err) {
+    await handle.close();
+    if (err instanceof UsageError) throw err;
+    throw ioErrorFrom(err, `opening ${path}`);
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
 }
 
 /** Map a Node fs error to our error model with a "what failed: why" message. */

@@ -3,7 +3,7 @@
  * volume-format/backup.ts. A backup holds both header copies verbatim, so restoring one needs
  * no key; everything the backup's keyslots unlocked unlocks again after a restore.
  */
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { constantTimeEqual } from '../../crypto/bytes.js';
 import {
@@ -15,17 +15,19 @@ import {
   UUID_BYTES,
 } from '../../volume-format/constants.js';
 import {
+  type BackupStaleness,
   type HeaderBackup,
   checkBackupMatches,
   checkBackupPrefix,
   decodeHeaderBackup,
   encodeHeaderBackup,
+  planBackupStaleness,
 } from '../../volume-format/backup.js';
 import { CryptainerError, FormatError, UsageError } from '../../volume-format/errors.js';
 import { type HeaderChoice, planHeaderChoice } from '../../volume-format/header-copies.js';
 import { containerSizeOf } from '../../volume-format/layout.js';
-import { FileStorage, ioErrorFrom } from '../io/file-storage.js';
-import { acquireLock } from '../io/lock.js';
+import { ioErrorFrom } from '../io/file-storage.js';
+import { closeContainer, openContainer } from '../io/container-file.js';
 import type { Storage } from '../io/storage.js';
 import { type Rng, systemRng } from '../rng.js';
 import { readHeaderCopies } from './header-store.js';
@@ -52,7 +54,8 @@ export async function writeHeaderBackup(
   backupPath: string,
   rng: Rng = systemRng,
 ): Promise<HeaderBackup> {
-  const storage = await FileStorage.open(path, { readOnly: true });
+  // SPEC §9.2: a reader of the header alone takes no lock (it works on a mounted volume).
+  const { storage } = await openContainer(path, { readOnly: true, lock: 'none' });
   let bytes: Uint8Array;
   try {
     const raw = await readHeaderCopies(storage);
@@ -81,7 +84,8 @@ export async function writeHeaderBackup(
 export async function readHeaderBackup(backupPath: string): Promise<HeaderBackup> {
   let bytes: Uint8Array;
   try {
-    const handle = await fsp.open(backupPath, 'r');
+    // O_NONBLOCK: a FIFO given as the backup must be refused below, not wait for a writer.
+    const handle = await fsp.open(backupPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     try {
       const st = await handle.stat();
       if (!st.isFile()) {
@@ -113,6 +117,12 @@ export interface RestoreTarget {
   kind: 'match' | 'unverified';
   /** The container's current header choice (only for `match`). */
   current?: HeaderChoice;
+  /**
+   * For `match`: set when the backup does not describe the key the data is under (another key
+   * generation or re-encryption state, SPEC §13.4 precondition 4). Restoring it is refused
+   * with `BACKUP_STALE` unless forced.
+   */
+  stale?: BackupStaleness;
   /** Why the container's header is unusable (only for `unverified`). */
   headerError?: CryptainerError;
   /**
@@ -150,40 +160,59 @@ export async function planRestoreTarget(
     throw err;
   }
   checkBackupMatches(backup, current.fields);
-  return { kind: 'match', current, otherUuids: [] };
+  const stale = planBackupStaleness(backup, current.fields);
+  return { kind: 'match', current, otherUuids: [], ...(stale ? { stale } : {}) };
 }
 
 /** Options for {@link restoreHeaderBackup}. */
 export interface RestoreOptions {
   /** Replace the file storage (fault-injection tests); it is closed afterwards. */
   storage?: Storage;
+  /**
+   * Restore even a stale backup (SPEC §13.4 precondition 4). Only for a user who confirmed
+   * this very case: the data then no longer decrypts under the restored keyslots.
+   */
+  allowStale?: boolean;
+}
+
+/** The `BACKUP_STALE` refusal for `target` (SPEC §10 row 34). */
+export function staleBackupError(path: string, stale: BackupStaleness): FormatError {
+  return new FormatError(
+    'BACKUP_STALE',
+    `restoring the header of ${path}: the backup is stale: ${stale.reason}; restoring it would ` +
+      'make the data unreadable (nothing was written)',
+  );
 }
 
 /**
  * Restore both header copies of `path` from `backup` (SPEC §13.4): under the volume's
- * exclusive lock (`VOLUME_BUSY` if it is open elsewhere), re-check the target, then write copy
- * A, fsync, copy B, fsync. A crash leaves the old header or the restored one (SPEC §13.4).
+ * exclusive lock (`VOLUME_BUSY` if it is open elsewhere), re-check the target (`BACKUP_MISMATCH`;
+ * `BACKUP_STALE` for a stale backup unless `allowStale`), then write copy A, fsync, copy B,
+ * fsync. A crash leaves the old header or the restored one (SPEC §13.4).
  */
 export async function restoreHeaderBackup(
   path: string,
   backup: HeaderBackup,
   options: RestoreOptions = {},
 ): Promise<RestoreTarget> {
-  const lock = await acquireLock(path);
+  // SPEC §9.2: locked before the target's header is read for the checks.
+  const opened = await openContainer(path, {
+    lock: 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
   try {
-    const storage = options.storage ?? (await FileStorage.open(path));
-    try {
-      const target = await planRestoreTarget(storage, backup);
-      for (const copy of ['A', 'B'] as const) {
-        await storage.writeAt(HEADER_COPY_OFFSETS[copy], backup.copies[copy]);
-        await storage.sync();
-      }
-      return target;
-    } finally {
-      await storage.close();
+    const { storage } = opened;
+    const target = await planRestoreTarget(storage, backup);
+    if (target.stale && options.allowStale !== true) {
+      throw staleBackupError(path, target.stale);
     }
+    for (const copy of ['A', 'B'] as const) {
+      await storage.writeAt(HEADER_COPY_OFFSETS[copy], backup.copies[copy]);
+      await storage.sync();
+    }
+    return target;
   } finally {
-    await lock.release();
+    await closeContainer(opened);
   }
 }
 

@@ -9,7 +9,22 @@ import {
 } from '../../volume-format/constants.js';
 import { type HeaderFields, encodeHeaderCopy } from '../../volume-format/header.js';
 import { type HeaderChoice, planHeaderChoice } from '../../volume-format/header-copies.js';
+import { FormatError } from '../../volume-format/errors.js';
 import type { Storage } from '../io/storage.js';
+
+/**
+ * SPEC §1, §9.3: `seqid` rises by one per header update and may not pass 2^53 − 1, so a header
+ * whose seqid is already there takes no more updates. Refused with `HEADER_FIELD` before
+ * anything is written (a valid header from disk may carry any seqid up to that limit).
+ */
+export function checkSeqidRoom(seqid: number): void {
+  if (!Number.isSafeInteger(seqid + 1)) {
+    throw new FormatError(
+      'HEADER_FIELD',
+      `header update: seqid ${seqid} is at its limit 2^53-1, the header cannot be updated`,
+    );
+  }
+}
 
 /** Bytes found at both copy offsets (`null` when the file is too short to hold a copy). */
 export interface RawHeaderCopies {
@@ -64,6 +79,7 @@ export async function writeHeaderUpdate(
   next: HeaderFields,
   macKey: Uint8Array,
 ): Promise<void> {
+  checkSeqidRoom(next.seqid - 1);
   await writeHeaderCopy(storage, next, 'A', macKey);
   await writeHeaderCopy(storage, next, 'B', macKey);
 }

@@ -1,31 +1,37 @@
 /**
- * Opening a volume (SPEC §9.2): choose a header copy, check the layout against the file,
- * take the lock, unlock a keyslot, verify the header MAC and repair the other copy.
+ * Opening a volume (SPEC §9.2): take the lock, choose a header copy, check the layout against
+ * the file, unlock a keyslot, verify the header MAC and repair the other copy.
  */
 import { wipe } from '../../crypto/bytes.js';
-import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
-import { IntegrityError, FormatError } from '../../volume-format/errors.js';
+import { FormatError } from '../../volume-format/errors.js';
 import { checkFeatures } from '../../volume-format/features.js';
-import { verifyHeaderMac } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { containerSizeOf } from '../../volume-format/layout.js';
 import { checkNotReencrypting } from '../../volume-format/reencrypt-state.js';
-import { FileStorage } from '../io/file-storage.js';
-import { type HeldLock, acquireLock } from '../io/lock.js';
+import { type OpenedContainer, closeContainer, openContainer } from '../io/container-file.js';
 import type { Storage } from '../io/storage.js';
 import { readHeaderChoice, repairHeaderCopies } from './header-store.js';
 import { type UnlockSecret, resolveKdfInput } from './secret.js';
-import { unlockKeyslots } from './unlock.js';
+import { type AuthenticatedHeader, unlockAuthenticated } from './header-auth.js';
+import type { KekDeriver } from './unlock.js';
 import { Volume } from './volume.js';
 
 /** Options for {@link openVolume}. */
 export interface OpenOptions extends UnlockSecret {
-  /** Open without writing anything: no lock, no header repair, writes refused. */
+  /** Open without writing anything: no header repair, writes refused. */
   readOnly?: boolean;
+  /**
+   * The lock of a read-only open (SPEC §9.2): `shared` (default) excludes writers for as long
+   * as the volume is open; `none` takes no lock, for callers that only read the header (they
+   * then work on a mounted volume). A read-write open always locks exclusively.
+   */
+  lock?: 'shared' | 'none';
   /** Try only this keyslot (faster with slow KDF parameters). */
   keyslot?: number;
   /** Replace the file storage (tests inject faults through this). */
   storage?: Storage;
+  /** How keyslot KEKs are derived (default: Argon2id in this process). */
+  deriveKek?: KekDeriver;
 }
 
 /**
@@ -33,7 +39,8 @@ export interface OpenOptions extends UnlockSecret {
  * Throws `NO_VALID_HEADER`/`TRUNCATED` and friends for a damaged file.
  */
 export async function inspectVolume(path: string): Promise<HeaderChoice> {
-  const storage = await FileStorage.open(path, { readOnly: true });
+  // SPEC §9.2: a reader of the header alone takes no lock (it works on a mounted volume).
+  const { storage } = await openContainer(path, { readOnly: true, lock: 'none' });
   try {
     const choice = await readHeaderChoice(storage);
     await checkContainerLength(storage, choice);
@@ -46,13 +53,31 @@ export async function inspectVolume(path: string): Promise<HeaderChoice> {
 /**
  * Open and unlock the volume in `path`. Tries every active keyslot with the secret
  * (SPEC §4.2). Read-write opens take the exclusive lock and repair a damaged or stale header
- * copy (SPEC §8). Throws `WRONG_PASSPHRASE`, `NO_VALID_HEADER`, `HEADER_TAMPERED`,
- * `VOLUME_BUSY`, `TRUNCATED`, `KDF_LIMITS`, `UNSUPPORTED_FEATURE`, ...
+ * copy (SPEC §8); read-only opens take a shared lock unless `lock: 'none'`. Throws
+ * `WRONG_PASSPHRASE`, `NO_VALID_HEADER`, `HEADER_TAMPERED`, `VOLUME_BUSY`, `TRUNCATED`,
+ * `KDF_LIMITS`, `UNSUPPORTED_FEATURE`, ...
  */
 export async function openVolume(path: string, options: OpenOptions): Promise<Volume> {
-  const storage =
-    options.storage ?? (await FileStorage.open(path, { readOnly: options.readOnly === true }));
-  let lock: HeldLock | null = null;
+  const readOnly = options.readOnly === true;
+  // SPEC §9.2: the lock comes before the first header byte is read.
+  const opened = await openContainer(path, {
+    readOnly,
+    lock: readOnly ? (options.lock ?? 'shared') : 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
+  return openVolumeOn(path, opened, options);
+}
+
+/**
+ * {@link openVolume} on a container the caller opened and locked (repair reads the header
+ * first, under the same lock). Owns `opened` from here: closes it on failure.
+ */
+export async function openVolumeOn(
+  path: string,
+  opened: OpenedContainer,
+  options: OpenOptions,
+): Promise<Volume> {
+  const { storage, lock } = opened;
   let masterKey: Uint8Array | null = null;
   try {
     const choice = await readHeaderChoice(storage);
@@ -60,45 +85,54 @@ export async function openVolume(path: string, options: OpenOptions): Promise<Vo
     // SPEC §15.4: mid-re-encryption part of the data is under the old key; refuse, before any
     // Argon2 work, and say how to resume (only `reencrypt` opens such a volume).
     checkNotReencrypting(choice.fields, path);
-    const readOnly = options.readOnly === true || checkFeatures(choice.fields.features).readOnly;
-    if (!readOnly) lock = await acquireLock(path);
+    // Unknown read-only-compatible features open read-only, keeping the exclusive lock taken.
+    let readOnly = options.readOnly === true || checkFeatures(choice.fields.features).readOnly;
     const kdfInput = await resolveKdfInput(options);
-    let slot: number;
+    let auth: AuthenticatedHeader;
     try {
-      ({ masterKey, slot } = await unlockKeyslots(choice.fields, kdfInput, options.keyslot));
+      // SPEC §8 steps 6 and 7: nothing from the header is used to write before a MAC verifies.
+      auth = await unlockAuthenticated(
+        storage,
+        choice,
+        kdfInput,
+        options.keyslot,
+        options.deriveKek,
+      );
     } finally {
       wipe(kdfInput);
     }
-    const macKey = deriveHeaderMacKey(masterKey, choice.fields.uuid);
+    masterKey = auth.masterKey;
+    const slot = auth.slot;
+    const used = auth.choice;
+    if (used !== choice) {
+      // SPEC §8 step 7 chose the other copy: its own fields decide from here on.
+      await checkContainerLength(storage, used);
+      checkNotReencrypting(used.fields, path);
+      // Read-only from here on; the lock taken stays (SPEC §9.2: held until closed).
+      if (!readOnly && checkFeatures(used.fields.features).readOnly) readOnly = true;
+    }
     try {
-      // SPEC §8 step 6: nothing from the header is used to write before the MAC verifies.
-      if (!verifyHeaderMac(choice.winnerBytes, macKey)) {
-        throw new IntegrityError(
-          'HEADER_TAMPERED',
-          `header copy ${choice.winner}: authentication failed (modified without the key)`,
-        );
-      }
-      if (!readOnly && choice.repair.length > 0) {
-        await repairHeaderCopies(storage, choice, macKey);
+      if (!readOnly && used.repair.length > 0) {
+        await repairHeaderCopies(storage, used, auth.macKey);
       }
     } finally {
-      wipe(macKey);
+      wipe(auth.macKey);
     }
     const volume = new Volume({
       path,
       storage,
-      fields: choice.fields,
+      fields: used.fields,
       masterKey,
       readOnly,
       lock,
       unlockedSlot: slot,
+      header: { winner: used.winner, repaired: readOnly ? [] : used.repair },
     });
     masterKey = null; // owned by the volume now
     return volume;
   } catch (err) {
     if (masterKey) wipe(masterKey);
-    await storage.close();
-    await lock?.release();
+    await closeContainer(opened);
     throw err;
   }
 }

@@ -24,6 +24,7 @@ import {
 } from '../../volume-format/constants.js';
 import {
   AuthError,
+  CryptainerError,
   FormatError,
   IntegrityError,
   IoError,
@@ -31,7 +32,7 @@ import {
   UsageError,
 } from '../../volume-format/errors.js';
 import { INCOMPAT_REENCRYPT, checkFeatures } from '../../volume-format/features.js';
-import { type HeaderFields, verifyHeaderMac } from '../../volume-format/header.js';
+import { type HeaderFields, keyGenerationOf, verifyHeaderMac } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { type Keyslot, inactiveKeyslot, wrapMasterKey } from '../../volume-format/keyslot.js';
 import { containerSizeOf, sectorCountOf } from '../../volume-format/layout.js';
@@ -49,11 +50,17 @@ import {
   unwrapOldMasterKey,
   wrapOldMasterKey,
 } from '../../volume-format/reencrypt-state.js';
-import { FileStorage } from '../io/file-storage.js';
-import { type HeldLock, acquireLock } from '../io/lock.js';
+import { closeContainer, openContainer } from '../io/container-file.js';
+import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
+import { writeJournalZeros } from './journal-area.js';
 import { type Rng, systemRng } from '../rng.js';
-import { readHeaderChoice, repairHeaderCopies, writeHeaderUpdate } from './header-store.js';
+import {
+  checkSeqidRoom,
+  readHeaderChoice,
+  repairHeaderCopies,
+  writeHeaderUpdate,
+} from './header-store.js';
 import { type UnlockSecret, resolveKdfInput } from './secret.js';
 import { type Recrypter, RecryptWorkers, inlineRecrypter } from './recrypt.js';
 import { unlockKeyslots } from './unlock.js';
@@ -240,9 +247,11 @@ export async function startReencrypt(
     }
     oldMac = deriveHeaderMacKey(oldKey!, fields.uuid);
     await verifyAndRepair(session, oldMac);
+    await allocateJournal(session.storage, fields, path); // step S0
     newKey = drawMasterKey(rng, oldKey!);
     // SPEC §15.6 step S: rewrap every kept slot with the new key, drop the others, seal the
-    // old key under the new one, set the flag: one header update, MAC under the new key.
+    // old key under the new one, set the flag, raise the key generation: one header update,
+    // MAC under the new key.
     const keyslots: Keyslot[] = fields.keyslots.map(() => inactiveKeyslot());
     for (const i of keep) {
       const slot = fields.keyslots[i]!;
@@ -268,6 +277,9 @@ export async function startReencrypt(
     const next: HeaderFields = {
       ...fields,
       seqid: fields.seqid + 1,
+      // SPEC §3.1, §15.6 step S: the generation names the key the keyslots wrap, so it rises in
+      // the same header update that rewraps them; every later update carries it unchanged.
+      keyGeneration: keyGenerationOf(fields) + 1,
       keyslots,
       features: { ...fields.features, incompat: fields.features.incompat | INCOMPAT_REENCRYPT },
       featureArea: encodeReencryptState(state, fields),
@@ -333,7 +345,14 @@ export async function resumeReencrypt(
       );
     }
     checkKeyHalves(oldKey);
-    if (options.resilience !== undefined) checkJournalFits(options.resilience, fields);
+    // SPEC §15.5: the segments still to write need a journal slot that holds one sector's
+    // record. The header (MAC-verified, but written by any writer) may name a journal too small
+    // for the recorded resilience: refuse before anything is written, not mid-segment.
+    const left = sectorCountOf(fields) - state.sectorsDone - state.segmentSectors;
+    if (options.resilience !== undefined || left > 0) {
+      checkJournalFits(options.resilience ?? state.resilience, fields);
+    }
+    checkSeqidRoom(fields.seqid); // every run ends with a header update: refuse before writing
     const engine = new Engine(
       session.storage,
       fields,
@@ -661,16 +680,10 @@ class Engine {
       // Step F2: the journal held fingerprints or old-key ciphertext; SPEC §2 wants it zero.
       // Written from a chunk buffer already in use when there is one of full size: filling a
       // fresh 3 MiB with zeros and writing it took ≈ 25 ms here (every page faulted in), a
-      // reused one ≈ 1 ms. A fresh buffer is not filled: its pages read as zero unfaulted.
+      // reused one ≈ 1 ms. Otherwise from a fresh buffer, never filled (its pages read as zero).
       const size = Math.min(this.fields.journalSize, CHUNK_BYTES);
-      const zeros =
-        spare !== null && spare.length >= size
-          ? spare.subarray(0, size).fill(0)
-          : new Uint8Array(size);
-      for (let at = 0; at < this.fields.journalSize; at += zeros.length) {
-        const n = Math.min(zeros.length, this.fields.journalSize - at);
-        await this.storage.writeAt(this.fields.journalOffset + at, zeros.subarray(0, n));
-      }
+      const reuse = spare !== null && spare.length >= size ? spare.subarray(0, size) : null;
+      await writeJournalZeros(this.storage, this.fields, reuse);
       await this.storage.syncData();
       // Step F3: clear the flag and the feature area: the old master key is gone from disk.
       await this.headerUpdate(this.state, true);
@@ -869,9 +882,13 @@ function digest(record: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(record).digest());
 }
 
-/** Open, read the header (SPEC §8), check the length, take the lock, spawn the workers. */
+/** Take the lock and open (SPEC §9.2), read the header (SPEC §8), check the length, spawn the workers. */
 async function beginSession(path: string, options: ReencryptRunOptions): Promise<Session> {
-  const st = options.storage ?? (await FileStorage.open(path));
+  const opened = await openContainer(path, {
+    lock: 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
+  const st = opened.storage;
   try {
     const choice = await readHeaderChoice(st);
     const need = containerSizeOf(choice.fields);
@@ -888,7 +905,7 @@ async function beginSession(path: string, options: ReencryptRunOptions): Promise
         `re-encrypting ${path}: the volume has read-only-compatible features this version does not know`,
       );
     }
-    const lock = await acquireLock(path);
+    const lock = opened.lock;
     const f = choice.fields;
     const done = isReencrypting(f) ? decodeReencryptState(f.featureArea, f).sectorsDone : 0;
     const remaining = f.dataSize - done * f.sectorSize;
@@ -896,7 +913,7 @@ async function beginSession(path: string, options: ReencryptRunOptions): Promise
     const workers = threads > 0 ? new RecryptWorkers(f.sectorSize, threads) : null;
     return { storage: st, lock, choice, workers };
   } catch (err) {
-    await st.close();
+    await closeContainer(opened);
     throw err;
   }
 }
@@ -921,6 +938,32 @@ async function verifyAndRepair(session: Session, macKey: Uint8Array): Promise<vo
   }
   // SPEC §9.3 precondition: both copies valid and equal before the next header update.
   if (choice.repair.length > 0) await repairHeaderCopies(session.storage, choice, macKey);
+}
+
+/**
+ * SPEC §15.6 step S0: zeros over the journal area (zero already, no flag being set), then
+ * fdatasync, so that a volume whose journal area an earlier version left sparse gets it
+ * allocated now. Failing here (a full host file system) leaves the volume as it was.
+ */
+async function allocateJournal(
+  storage: Storage,
+  fields: HeaderFields,
+  path: string,
+): Promise<void> {
+  try {
+    await writeJournalZeros(storage, fields);
+    await storage.syncData();
+  } catch (err) {
+    if (!(err instanceof CryptainerError)) throw err;
+    const why =
+      err.code === 'NO_SPACE' ? 'no space left on the file system that holds it' : err.message;
+    throw new IoError(
+      err.code,
+      `re-encrypting ${path}: cannot write the journal area: ${why}; ` +
+        'nothing was changed (the volume is as it was)',
+      { cause: err },
+    );
+  }
 }
 
 function activeSlots(fields: HeaderFields): number[] {

@@ -7,9 +7,9 @@
 import type { HeaderCopyName } from '../../volume-format/constants.js';
 import { UnsupportedError } from '../../volume-format/errors.js';
 import type { CopyStatus } from '../../volume-format/header-copies.js';
-import { FileStorage } from '../io/file-storage.js';
+import { closeContainer, openContainer } from '../io/container-file.js';
 import { readHeaderChoice } from './header-store.js';
-import { type OpenOptions, openVolume } from './open.js';
+import { type OpenOptions, openVolumeOn } from './open.js';
 
 /** One copy that repair rewrote. */
 export interface RepairedCopy {
@@ -43,16 +43,20 @@ export async function repairVolume(
   path: string,
   options: Omit<OpenOptions, 'readOnly'>,
 ): Promise<RepairReport> {
-  const storage = options.storage ?? (await FileStorage.open(path));
+  // SPEC §9.2: locked before the first header byte is read, and kept through the repair.
+  const opened = await openContainer(path, {
+    lock: 'exclusive',
+    ...(options.storage ? { storage: options.storage } : {}),
+  });
   let before;
   try {
-    before = await readHeaderChoice(storage);
+    before = await readHeaderChoice(opened.storage);
   } catch (err) {
-    await storage.close();
+    await closeContainer(opened);
     throw err;
   }
-  // openVolume repeats SPEC §8 under the lock, verifies the winner's MAC and repairs.
-  const volume = await openVolume(path, { ...options, storage, readOnly: false });
+  // openVolumeOn repeats SPEC §8, verifies the winner's MAC and repairs.
+  const volume = await openVolumeOn(path, opened, { ...options, readOnly: false });
   try {
     if (volume.readOnly) {
       throw new UnsupportedError(
@@ -61,14 +65,21 @@ export async function repairVolume(
           'not know, so its header must not be rewritten',
       );
     }
+    // The winner may differ from `before`'s when its MAC failed and the other copy verified
+    // (SPEC §8 step 7): then the first copy was the damaged one.
+    const { winner, repaired } = volume.openedFrom;
     return {
-      winner: before.winner,
-      seqid: before.fields.seqid,
-      repaired: before.repair.map((copy) => {
+      winner,
+      seqid: volume.header.seqid,
+      repaired: repaired.map((copy): RepairedCopy => {
         const r = before.copies[copy];
+        if (r.status === 'ok') {
+          const reason = { code: 'HEADER_TAMPERED', message: `header copy ${copy}: bad MAC` };
+          return { copy, was: 'corrupt', reason };
+        }
         return {
           copy,
-          was: r.status === 'corrupt' ? 'corrupt' : 'stale',
+          was: r.status,
           ...(r.error ? { reason: { code: r.error.code, message: r.error.message } } : {}),
         };
       }),

@@ -56,8 +56,11 @@ export async function growVolumeData(
 
 /**
  * SPEC §16.3 steps 2–3, after the filesystem inside has been shrunk to fit: one header update
- * with the new `data_size`, then truncate the container (fsync). A crash between the two
- * leaves trailing bytes, which readers ignore (SPEC §2).
+ * with the new `data_size`, then truncate the container. A crash between the two, or one that
+ * loses the truncation, leaves trailing bytes, which readers ignore (SPEC §2). So no fsync
+ * follows the truncation: the fsync audit (scripts/fsync-audit.mjs) showed no crash state
+ * needs it, and the volume's close (fdatasync, which covers a size change) makes the shorter
+ * length durable anyway.
  */
 export async function shrinkVolumeData(volume: Volume, plan: ResizePlan): Promise<void> {
   if (plan.direction !== 'shrink' || volume.header.dataSize !== plan.oldDataSize) {
@@ -66,5 +69,4 @@ export async function shrinkVolumeData(volume: Volume, plan: ResizePlan): Promis
   await volume.updateHeader((h) => ({ ...h, dataSize: plan.newDataSize })); // step 2
   const storage = volume.rawStorage();
   await storage.truncate(plan.newContainerSize); // step 3
-  await storage.sync();
 }

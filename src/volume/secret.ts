@@ -2,7 +2,7 @@
  * Turning what the user supplies (passphrase, keyfile paths) into the Argon2id input of
  * SPEC §4.1. Keyfiles are read here, in src/, because reading files is an effect.
  */
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { wipe } from '../../crypto/bytes.js';
 import { UsageError } from '../../volume-format/errors.js';
 import { buildKdfInput, digestKeyfile } from '../../volume-format/secret.js';
@@ -10,6 +10,8 @@ import { ioErrorFrom } from '../io/file-storage.js';
 
 /** Largest keyfile accepted: hashing is cheap, but a mistyped path to a disk image is not. */
 export const MAX_KEYFILE_BYTES = 64 * 1024 * 1024;
+
+const KEYFILE_CHUNK_BYTES = 1024 * 1024;
 
 /** What unlocks (or will unlock) a keyslot: a passphrase, keyfiles, or both. */
 export interface UnlockSecret {
@@ -38,22 +40,43 @@ export async function resolveKdfInput(secret: UnlockSecret): Promise<Uint8Array>
   }
 }
 
+/**
+ * Read and digest one keyfile. The cap is enforced on the bytes actually read, on the opened
+ * descriptor, not on a size looked up before: a file that grows meanwhile, or a device
+ * (`/dev/zero`), cannot make us read more than {@link MAX_KEYFILE_BYTES} + 1 bytes.
+ */
 async function digestKeyfileAt(path: string): Promise<Uint8Array> {
-  let contents: Buffer;
+  const tooLarge = (): UsageError =>
+    new UsageError('USAGE', `keyfile ${path}: larger than ${MAX_KEYFILE_BYTES} bytes`);
+  const parts: Buffer[] = [];
+  let handle: fsp.FileHandle | null = null;
   try {
-    const st = await fsp.stat(path);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
+    handle = await fsp.open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const st = await handle.stat();
     if (!st.isFile()) throw new UsageError('USAGE', `keyfile ${path}: not a regular file`);
-    if (st.size > MAX_KEYFILE_BYTES) {
-      throw new UsageError('USAGE', `keyfile ${path}: larger than ${MAX_KEYFILE_BYTES} bytes`);
+    if (st.size > MAX_KEYFILE_BYTES) throw tooLarge();
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(KEYFILE_CHUNK_BYTES, MAX_KEYFILE_BYTES + 1 - total));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      parts.push(chunk);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      parts[parts.length - 1] = chunk.subarray(0, bytesRead);
+      if (total > MAX_KEYFILE_BYTES) throw tooLarge();
     }
-    contents = await fsp.readFile(path);
+    const contents = Buffer.concat(parts.slice(0, -1), total);
+    try {
+      return digestKeyfile(contents);
+    } finally {
+      wipe(contents);
+    }
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw ioErrorFrom(err, `reading keyfile ${path}`);
-  }
-  try {
-    return digestKeyfile(contents);
   } finally {
-    wipe(contents);
+    wipe(...parts);
+    await handle?.close();
   }
 }

@@ -6,11 +6,13 @@ import { wipe } from '../../crypto/bytes.js';
 import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
 import { XtsCipher } from '../../crypto/xts.js';
 import { IoError, UsageError } from '../../volume-format/errors.js';
-import type { HeaderFields } from '../../volume-format/header.js';
+import { type HeaderFields, keyGenerationOf } from '../../volume-format/header.js';
+import type { HeaderCopyName } from '../../volume-format/constants.js';
 import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { writeHeaderUpdate } from './header-store.js';
 import { RangeLock } from './range-lock.js';
+import { secureCopy } from '../secure-memory.js';
 import { now, type TraceSpan } from '../trace.js';
 
 /** Largest batch encrypted or read in one call (bounds memory per request). */
@@ -55,16 +57,25 @@ export interface VolumeParts {
   lock: HeldLock | null;
   /** Keyslot that unlocked the volume. */
   unlockedSlot: number;
+  /** The header copy read and the copies repaired from it on opening (none: both were ok). */
+  header?: OpenedHeader;
+}
+
+/** Which header copy a volume was opened from and which copies opening repaired (SPEC §8). */
+export interface OpenedHeader {
+  winner: HeaderCopyName;
+  repaired: HeaderCopyName[];
 }
 
 /** An open, unlocked volume. Close it to flush, unlock the file and wipe the keys. */
 export class Volume {
-  /** Container file path. */
-  readonly path: string;
+  private pathNow: string;
   /** True when writes are refused (opened read-only, or an unknown ro_compat feature). */
   readonly readOnly: boolean;
   /** The keyslot whose secret opened this volume. */
   readonly unlockedSlot: number;
+  /** The header copy this volume was read from and the copies repaired on opening. */
+  readonly openedFrom: OpenedHeader;
   private readonly storage: Storage;
   private fieldsNow: HeaderFields;
   private masterKeyBytes: Uint8Array;
@@ -81,15 +92,34 @@ export class Volume {
 
   /** @internal use openVolume() or createVolume(). */
   constructor(parts: VolumeParts) {
-    this.path = parts.path;
+    this.pathNow = parts.path;
     this.storage = parts.storage;
     this.fieldsNow = parts.fields;
-    this.masterKeyBytes = parts.masterKey;
+    // Key material lives in mlocked, undumpable memory where the platform allows
+    // (src/secure-memory.ts); ownership of `parts.masterKey` passed here, so it is wiped.
+    this.masterKeyBytes = secureCopy(parts.masterKey);
+    wipe(parts.masterKey);
     this.readOnly = parts.readOnly;
     this.lock = parts.lock;
     this.unlockedSlot = parts.unlockedSlot;
-    this.macKey = deriveHeaderMacKey(parts.masterKey, parts.fields.uuid);
-    this.xts = new XtsCipher(parts.masterKey, parts.fields.sectorSize);
+    this.openedFrom = parts.header ?? { winner: 'A', repaired: [] };
+    const macKey = deriveHeaderMacKey(this.masterKeyBytes, parts.fields.uuid);
+    this.macKey = secureCopy(macKey);
+    wipe(macKey);
+    this.xts = new XtsCipher(this.masterKeyBytes, parts.fields.sectorSize);
+  }
+
+  /** Container file path. */
+  get path(): string {
+    return this.pathNow;
+  }
+
+  /**
+   * Record that the open container file now has the name `path` (createVolume renames its
+   * temporary file over the target once the volume is complete, SPEC §9.1). @internal
+   */
+  renamedTo(path: string): void {
+    this.pathNow = path;
   }
 
   /** Current header fields (a snapshot; change them with {@link updateHeader}). */
@@ -305,6 +335,11 @@ export class Volume {
       keyslots: [...current.keyslots],
     });
     next.seqid = current.seqid + 1;
+    // SPEC §3.1: only a re-encryption's first update changes the key generation; every other
+    // header update carries it, whatever `change` returned.
+    const generation = keyGenerationOf(current);
+    if (generation > 0) next.keyGeneration = generation;
+    else delete next.keyGeneration;
     await writeHeaderUpdate(this.storage, next, this.macKey);
     this.fieldsNow = next;
   }

@@ -171,7 +171,8 @@ test('SIGKILL halfway: open refuses with a hint, running reencrypt again finishe
   }
   assert.ok(killedMidway, 'the kill landed before the end');
   console.log(`    killed at sector ${(await progressOf(path)).done}`);
-  assert.ok(existsSync(`${path}.lock`), 'the dead process left its lock behind');
+  // SPEC §9.2: the kernel dropped the lock with the process; no lock file exists to go stale.
+  assert.not.ok(existsSync(`${path}.lock`), 'no lock file beside the container');
   const info = JSON.parse(runCli(['info', path, '--json']).stdout);
   assert.ok(info.reencryption.sectorsDone > 0, 'info shows the progress without a secret');
   assert.match(runCli(['info', path]).stdout, /reencryption:\s+unfinished, \d+%/);

@@ -1,7 +1,8 @@
 /** Run the built `cryptainer` binary as a user would, capturing stdout, stderr and the status. */
 import { spawnSync } from 'node:child_process';
 
-const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
+/** Path of the built CLI entry point (for tests that run it through a shell). */
+export const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
 /** Result of one CLI run. */
 export interface CliResult {

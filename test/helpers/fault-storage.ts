@@ -12,6 +12,17 @@ export class SimulatedCrash extends Error {
   }
 }
 
+/**
+ * True for a {@link SimulatedCrash}, also when the product wrapped it in one of its own errors
+ * (`ioErrorFrom` keeps the original as `cause`): a crash seen through any layer is a crash.
+ */
+export function isSimulatedCrash(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof SimulatedCrash) return true;
+  }
+  return false;
+}
+
 /** Storage that crashes at a chosen write. */
 export class FaultStorage implements Storage {
   /** Writes that were started (including the crashing one). */

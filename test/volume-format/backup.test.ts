@@ -9,7 +9,13 @@ import {
   checkBackupPrefix,
   decodeHeaderBackup,
   encodeHeaderBackup,
+  planBackupStaleness,
 } from '../../volume-format/backup.js';
+import { INCOMPAT_REENCRYPT } from '../../volume-format/features.js';
+import {
+  encodeReencryptState,
+  initialReencryptState,
+} from '../../volume-format/reencrypt-state.js';
 import {
   BACKUP_FIELD_OFFSETS as K,
   BACKUP_SIZE,
@@ -254,6 +260,32 @@ test('property: any single flipped bit is rejected, never accepted or crashing',
     }),
     { numRuns: 2000 },
   );
+});
+
+test('SPEC §13.4 precondition 4: staleness by key generation and re-encryption state', () => {
+  const base = sampleFields(7);
+  const at = (fields: HeaderFields) => {
+    const c = copies(fields);
+    return decodeHeaderBackup(encodeHeaderBackup(c.A, c.B));
+  };
+  const reencrypting = (sectorsDone: number): HeaderFields => ({
+    ...base,
+    keyGeneration: 1,
+    features: { ...base.features, incompat: INCOMPAT_REENCRYPT },
+    featureArea: encodeReencryptState(
+      { ...initialReencryptState('checksum', new Uint8Array(24), new Uint8Array(80)), sectorsDone },
+      base,
+    ),
+  });
+  const done: HeaderFields = { ...base, keyGeneration: 1 };
+  assert.is(planBackupStaleness(at(base), base), null, 'generation 0 on both sides');
+  assert.is(planBackupStaleness(at(done), done), null, 'generation 1 on both sides');
+  assert.match(planBackupStaleness(at(base), done)!.reason, /made before a re-encryption/);
+  assert.match(planBackupStaleness(at(done), base)!.reason, /made after a re-encryption/);
+  assert.is(planBackupStaleness(at(reencrypting(8)), reencrypting(8)), null, 'same progress point');
+  assert.match(planBackupStaleness(at(reencrypting(8)), reencrypting(16))!.reason, /another point/);
+  assert.match(planBackupStaleness(at(reencrypting(8)), done)!.reason, /has finished since/);
+  assert.match(planBackupStaleness(at(done), reencrypting(8))!.reason, /being re-encrypted/);
 });
 
 test.run();

@@ -39,15 +39,23 @@ test('wrong passphrase is WRONG_PASSPHRASE', async () => {
   assert.is(await codeOf(openVolume(path, { passphrase: 'nope' })), 'WRONG_PASSPHRASE');
 });
 
-test('a second read-write open is VOLUME_BUSY; a stale lock is taken over', async () => {
+test('a second read-write open is VOLUME_BUSY; an old-style .lock file is ignored', async () => {
   const path = await fresh('busy.img');
   const v = await openVolume(path, { passphrase: PASS });
   assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'VOLUME_BUSY');
-  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'ok');
+  // A read-only open excludes writers (shared lock) unless it reads only the header.
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'VOLUME_BUSY');
+  const header = openVolume(path, { passphrase: PASS, readOnly: true, lock: 'none' });
+  assert.is(await codeOf(header), 'ok');
   await v.close();
-  // A lock left by a dead process (pid that cannot exist) does not block.
+  // Two read-only opens share; a writer is refused while they are open.
+  const r1 = await openVolume(path, { passphrase: PASS, readOnly: true });
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS, readOnly: true })), 'ok');
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'VOLUME_BUSY');
+  await r1.close();
+  // SPEC §9.2: a `.lock` file of an earlier version, even naming a live process, is no lock.
   const { writeFileSync } = await import('node:fs');
-  writeFileSync(`${path}.lock`, JSON.stringify({ pid: 2 ** 22 + 7, start: '1' }));
+  writeFileSync(`${path}.lock`, JSON.stringify({ pid: process.pid, start: '1' }));
   assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'ok');
 });
 
@@ -103,6 +111,76 @@ test('a tampered header (checksum recomputed) is HEADER_TAMPERED after unlock', 
     closeSync(fd);
   }
   assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'HEADER_TAMPERED');
+});
+
+/** Overwrite copy `offset`'s MAC with other bytes and recompute its checksum (SPEC §3). */
+async function breakMac(path: string, offset: number): Promise<void> {
+  const { sha256 } = await import('../../crypto/hkdf.js');
+  const raw = readFileSync(path);
+  const copy = new Uint8Array(raw.subarray(offset, offset + 4096));
+  copy[4032] = copy[4032]! ^ 0x01;
+  copy.set(sha256(copy.subarray(0, 4064)), 4064);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, copy, 0, 4096, offset);
+  closeSync(fd);
+}
+
+test('copy A with a valid checksum but a bad MAC: copy B is used and A repaired (SPEC §8 step 7)', async () => {
+  const path = await fresh('mac-a.img');
+  await breakMac(path, 0);
+  const before = await inspectVolume(path);
+  assert.is(before.copies.A.status, 'ok'); // the checksum alone cannot tell
+  // Read-only: opens from B, writes nothing.
+  const ro = await openVolume(path, { passphrase: PASS, readOnly: true });
+  assert.equal(ro.openedFrom, { winner: 'B', repaired: [] });
+  assert.is(Buffer.from(await ro.read(0, 5)).toString(), 'hello');
+  await ro.close();
+  const { repairVolume } = await import('../../src/index.js');
+  const report = await repairVolume(path, { passphrase: PASS });
+  assert.is(report.winner, 'B');
+  assert.equal(
+    report.repaired.map((r) => [r.copy, r.was, r.reason?.code]),
+    [['A', 'corrupt', 'HEADER_TAMPERED']],
+  );
+  // A now authenticates by itself: a volume whose B is destroyed still opens.
+  smash(path, 32768);
+  const v = await openVolume(path, { passphrase: PASS, readOnly: true });
+  assert.equal(v.openedFrom, { winner: 'A', repaired: [] });
+  assert.is(Buffer.from(await v.read(0, 5)).toString(), 'hello');
+  await v.close();
+});
+
+test('bad MAC on the newer copy, older copy with other keyslots: the older one is unlocked', async () => {
+  const path = await fresh('mac-stale.img');
+  const oldB = readFileSync(path).subarray(32768, 32768 + 4096);
+  const { addKeyslot } = await import('../../src/index.js');
+  const v = await openVolume(path, { passphrase: PASS });
+  await addKeyslot(v, { passphrase: 'second' }, { kdf: TEST_KDF });
+  await v.close();
+  const fd = openSync(path, 'r+');
+  writeSync(fd, oldB, 0, 4096, 32768); // B back to seqid 1, one keyslot
+  closeSync(fd);
+  await breakMac(path, 0); // A (seqid 2, two keyslots) wins by seqid but fails its MAC
+  const again = await openVolume(path, { passphrase: PASS });
+  assert.equal(again.openedFrom, { winner: 'B', repaired: ['A'] });
+  assert.is(again.header.seqid, 1);
+  await again.close();
+  // Only the authentic copy's keyslots count: the key added in the failed copy is gone.
+  assert.is(await codeOf(openVolume(path, { passphrase: 'second' })), 'WRONG_PASSPHRASE');
+  const after = await inspectVolume(path);
+  assert.is(after.copies.A.status, 'ok');
+  assert.is(after.copies.B.status, 'ok');
+});
+
+test('bad MAC and the other copy invalid or failing too: HEADER_TAMPERED', async () => {
+  const path = await fresh('mac-both.img');
+  await breakMac(path, 0);
+  await breakMac(path, 32768);
+  assert.is(await codeOf(openVolume(path, { passphrase: PASS })), 'HEADER_TAMPERED');
+  const other = await fresh('mac-smashed.img');
+  await breakMac(other, 0);
+  smash(other, 32768);
+  assert.is(await codeOf(openVolume(other, { passphrase: PASS })), 'HEADER_TAMPERED');
 });
 
 test('not found is NOT_FOUND', async () => {

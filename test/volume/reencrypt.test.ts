@@ -233,8 +233,9 @@ test('the journal digest guards recovery: a damaged record is JOURNAL_CORRUPT', 
   const { FaultStorage, SimulatedCrash } = await import('../helpers/fault-storage.js');
   const path = join(dir, 'journal-corrupt.img');
   await makeVolume(path, 1 << 20);
-  // Crash right after a segment's header update (start: 2 writes; segment 0: journal, A, B).
-  const fault = new FaultStorage(await FileStorage.open(path), 5);
+  // Crash right after a segment's header update (start: journal area zeros, A, B; segment 0:
+  // journal record, A, B).
+  const fault = new FaultStorage(await FileStorage.open(path), 6);
   try {
     await startReencrypt(path, {
       keep: new Map([[0, { passphrase: PASS }]]),

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { openVolume } from '../../volume/open.js';
 import { inspectVolume } from '../../volume/open.js';
-import { out, outJson } from '../output.js';
+import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
 
 /** Register the command. */
@@ -17,22 +17,42 @@ export function registerCheck(program: Command): void {
     .option('--json', 'print the result as JSON');
   addSecretOptions(cmd);
   cmd.action(async (file: string, opts: SecretOptionValues & Record<string, unknown>) => {
+    // A damaged or missing file fails before the passphrase is asked.
     const before = await inspectVolume(file);
     const secret = await secretFrom(opts, `Passphrase for ${file}`);
     try {
       const volume = await openVolume(file, {
         ...secret,
         readOnly: opts.readOnly === true,
+        // --read-only checks only the header: no lock, so it works on a mounted volume.
+        lock: 'none',
         ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
       });
       const slot = volume.unlockedSlot;
+      // openedFrom.repaired is empty when the volume is read-only, also when --read-only was not
+      // given: an unknown ro_compat feature (SPEC §7) forbids writing any header copy.
+      const { winner, repaired } = volume.openedFrom;
+      const unrepaired = volume.readOnly ? before.repair : [];
       await volume.close();
-      const repaired = opts.readOnly ? [] : before.repair;
       if (opts.json)
-        outJson({ path: file, ok: true, keyslot: slot, repairedHeaderCopies: repaired });
+        outJson({
+          path: file,
+          ok: true,
+          keyslot: slot,
+          repairedHeaderCopies: repaired,
+          unrepairedHeaderCopies: unrepaired,
+        });
       else {
         out(`ok: keyslot ${slot} unlocks ${file}`);
-        for (const c of repaired) out(`repaired header copy ${c} from copy ${before.winner}`);
+        for (const c of repaired) out(`repaired header copy ${c} from copy ${winner}`);
+        for (const c of unrepaired) {
+          note(
+            `header copy ${c} needs repair but was not written: ` +
+              (opts.readOnly
+                ? 'opened with --read-only'
+                : 'the volume has read-only-compatible features this version does not know'),
+          );
+        }
       }
     } finally {
       if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);

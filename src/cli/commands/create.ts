@@ -2,7 +2,6 @@
 import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { formatUuid } from '../../../volume-format/header.js';
-import { rm } from 'node:fs/promises';
 import { formatVolume } from '../../drive/format.js';
 import { type FilesystemKind, checkFilesystemSize } from '../../drive/filesystem.js';
 import { createVolume } from '../../volume/create.js';
@@ -14,31 +13,24 @@ import { parseSize } from '../sizes.js';
 import { kdfSummary } from './info.js';
 
 /**
- * Make the filesystem inside a just-created volume (through the encrypted drive, see
- * src/drive/format.ts), then close it. If formatting fails the new container is removed:
- * an unformatted volume is not what was asked for, and it holds no data yet.
+ * Make the filesystem inside the new volume (through the encrypted drive, see
+ * src/drive/format.ts) while it still has its temporary name: createVolume moves it to the
+ * target only afterwards, so a failed or interrupted mkfs leaves the target as it was.
  */
-async function formatNewVolume(
-  volume: Volume,
-  file: string,
+function filesystemStep(
   filesystem: 'ext4' | 'ntfs' | 'none',
-): Promise<void> {
-  if (filesystem === 'none') {
-    await volume.close();
-    return;
-  }
-  try {
+): ((volume: Volume) => Promise<void>) | undefined {
+  if (filesystem === 'none') return undefined;
+  return async (volume) => {
     if (filesystem === 'ext4' && process.getuid?.() !== 0) {
       note('note: mounting ext4 later needs root (NTFS volumes mount as a normal user)');
     }
     await formatVolume(volume, filesystem, { log: note });
-  } catch (err) {
-    await volume.close().catch(() => undefined);
-    await rm(file, { force: true });
-    throw err;
-  }
-  await volume.close();
+  };
 }
+
+/** Signals that stop a create: the unfinished temporary file is removed (SPEC §9.1). */
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** Register the command. */
 export function registerCreate(program: Command): void {
@@ -73,8 +65,18 @@ export function registerCreate(program: Command): void {
         true,
       );
       const bar = progress('filling');
+      const filesystem = opts.filesystem as 'ext4' | 'ntfs' | 'none';
+      const controller = new AbortController();
+      const onSignal = (sig: NodeJS.Signals): void => {
+        if (controller.signal.aborted) return; // already stopping (within a moment)
+        controller.abort(sig);
+        bar.done();
+        note(`${sig}: stopping, removing the unfinished volume`);
+      };
+      for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
       if (kdfChoice.kdfTuning !== undefined) note('measuring this machine to tune Argon2id...');
       try {
+        const prepare = filesystemStep(filesystem);
         const volume = await createVolume(file, {
           ...secret,
           sizeBytes,
@@ -82,11 +84,26 @@ export function registerCreate(program: Command): void {
           ...kdfChoice,
           force: opts.force === true,
           onProgress: bar.update,
+          signal: controller.signal,
+          onStaleTemp: (t) =>
+            note(
+              t.error === null
+                ? `removed ${t.path}, an unfinished volume from an earlier create (${t.why})`
+                : `cannot remove ${t.path}, an unfinished volume from an earlier create ` +
+                    `(${t.why}): ${t.error}`,
+            ),
+          ...(prepare
+            ? {
+                prepare: async (v: Volume) => {
+                  bar.done(); // the fill is over: mkfs's messages start on a clean line
+                  await prepare(v);
+                },
+              }
+            : {}),
         });
         bar.done();
         const header = volume.header;
-        const filesystem = opts.filesystem as 'ext4' | 'ntfs' | 'none';
-        await formatNewVolume(volume, file, filesystem);
+        await volume.close();
         const slot = header.keyslots[0]!;
         const result = {
           path: file,
@@ -103,6 +120,7 @@ export function registerCreate(program: Command): void {
           out(`created ${file}: uuid ${result.uuid}, ${fs}, keyslot 0 (${kdfSummary(slot)})`);
         }
       } finally {
+        for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
         bar.done();
         if (secret.passphrase instanceof Uint8Array) wipe(secret.passphrase);
       }

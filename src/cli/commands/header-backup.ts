@@ -5,12 +5,13 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../../volume-format/errors.js';
 import type { HeaderBackup } from '../../../volume-format/backup.js';
-import { formatUuid } from '../../../volume-format/header.js';
-import { FileStorage } from '../../io/file-storage.js';
+import { formatUuid, keyGenerationOf } from '../../../volume-format/header.js';
+import { closeContainer, openContainer } from '../../io/container-file.js';
 import {
   type RestoreTarget,
   planRestoreTarget,
   readHeaderBackup,
+  staleBackupError,
   writeHeaderBackup,
 } from '../../volume/backup.js';
 import { note, out, outJson } from '../output.js';
@@ -45,6 +46,7 @@ export function describeBackup(path: string, backup: HeaderBackup): Record<strin
     backup: path,
     uuid: formatUuid(f.uuid),
     seqid: f.seqid,
+    keyGeneration: keyGenerationOf(f),
     sectorSize: f.sectorSize,
     dataOffset: f.dataOffset,
     dataSize: f.dataSize,
@@ -55,12 +57,18 @@ export function describeBackup(path: string, backup: HeaderBackup): Record<strin
 /** Text description of how a backup relates to a container. */
 export function describeTarget(file: string, target: RestoreTarget): string[] {
   if (target.kind === 'match') {
-    const seq = target.current!.fields.seqid;
-    return [`matches ${file}: same uuid and layout (the volume's header is at seqid ${seq})`];
+    const f = target.current!.fields;
+    const lines = [
+      `matches ${file}: same uuid and layout (the volume's header is at seqid ${f.seqid}, ` +
+        `key generation ${keyGenerationOf(f)})`,
+    ];
+    if (target.stale) lines.push(`the backup is STALE: ${target.stale.reason}`);
+    return lines;
   }
   const lines = [
     `${file} has no valid header (${target.headerError?.message ?? 'unknown'}), ` +
-      'so the backup cannot be matched to it by uuid; its size fits the backup',
+      'so the backup cannot be matched to it by uuid, nor checked against its key generation; ' +
+      'its size fits the backup',
   ];
   for (const u of target.otherUuids) {
     lines.push(`a damaged header copy in ${file} names another volume: uuid ${formatUuid(u)}`);
@@ -112,11 +120,12 @@ async function verify(backupPath: string, file: string | undefined, json: boolea
   const info = describeBackup(backupPath, backup);
   let target: RestoreTarget | undefined;
   if (file !== undefined) {
-    const storage = await FileStorage.open(file, { readOnly: true });
+    // Reads only the header: no lock, so it works on a mounted volume (SPEC §9.2).
+    const opened = await openContainer(file, { readOnly: true, lock: 'none' });
     try {
-      target = await planRestoreTarget(storage, backup); // BACKUP_MISMATCH: another volume
+      target = await planRestoreTarget(opened.storage, backup); // BACKUP_MISMATCH: another volume
     } finally {
-      await storage.close();
+      await closeContainer(opened);
     }
   }
   if (json) {
@@ -124,14 +133,25 @@ async function verify(backupPath: string, file: string | undefined, json: boolea
       ...info,
       intact: true,
       ...(file !== undefined
-        ? { path: file, matches: target!.kind === 'match' ? true : 'unknown' }
+        ? {
+            path: file,
+            matches: target!.kind === 'match' ? true : 'unknown',
+            stale: target!.stale
+              ? target!.stale.reason
+              : target!.kind === 'match'
+                ? false
+                : 'unknown',
+          }
         : {}),
     });
-    return;
+  } else {
+    out(
+      `${backupPath}: intact header backup of volume ${info.uuid as string} ` +
+        `(seqid ${backup.fields.seqid}, key generation ${info.keyGeneration as number}, ` +
+        `keyslots ${(info.activeKeyslots as number[]).join(', ')})`,
+    );
+    if (file !== undefined) for (const line of describeTarget(file, target!)) out(line);
   }
-  out(
-    `${backupPath}: intact header backup of volume ${info.uuid as string} ` +
-      `(seqid ${backup.fields.seqid}, keyslots ${(info.activeKeyslots as number[]).join(', ')})`,
-  );
-  if (file !== undefined) for (const line of describeTarget(file, target!)) out(line);
+  // SPEC §13.4: a stale backup would be refused by header-restore; say so with its exit code.
+  if (target?.stale) throw staleBackupError(file!, target.stale);
 }

@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
-import { formatUuid } from '../../../volume-format/header.js';
+import { formatUuid, keyGenerationOf } from '../../../volume-format/header.js';
+import type { FeatureFlags } from '../../../volume-format/features.js';
 import { reencryptProgress } from '../../../volume-format/reencrypt-state.js';
 import type { HeaderChoice } from '../../../volume-format/header-copies.js';
 import type { Keyslot } from '../../../volume-format/keyslot.js';
@@ -19,6 +20,20 @@ export function kdfSummary(slot: Keyslot): string {
   if (slot.state !== 'active') return 'inactive';
   const { timeCost, memoryKiB, parallelism } = slot.kdf;
   return `argon2id t=${timeCost} m=${formatSize(memoryKiB * 1024)} p=${parallelism}`;
+}
+
+/** A feature set as `info` prints it: hexadecimal with its `0x` prefix (SPEC §7 writes `0x2`). */
+export function formatFeatureBits(bits: bigint): string {
+  return `0x${bits.toString(16)}`;
+}
+
+/** The three feature sets in the form of {@link formatFeatureBits}. */
+function featureStrings(features: FeatureFlags): Record<keyof FeatureFlags, string> {
+  return {
+    incompat: formatFeatureBits(features.incompat),
+    roCompat: formatFeatureBits(features.roCompat),
+    compat: formatFeatureBits(features.compat),
+  };
 }
 
 /** The JSON shape of `info --json` (no secrets). */
@@ -37,11 +52,8 @@ export function describeVolume(path: string, choice: HeaderChoice): Record<strin
     journalOffset: f.journalOffset,
     journalSize: f.journalSize,
     seqid: f.seqid,
-    features: {
-      incompat: f.features.incompat.toString(16),
-      roCompat: f.features.roCompat.toString(16),
-      compat: f.features.compat.toString(16),
-    },
+    keyGeneration: keyGenerationOf(f),
+    features: featureStrings(f.features),
     reencryption: reencryptProgress(f),
     headerCopies: Object.fromEntries(
       (['A', 'B'] as const).map((c) => [
@@ -100,6 +112,7 @@ async function dumpMasterKey(
   const volume = await openVolume(file, {
     ...secret,
     readOnly: true,
+    lock: 'none', // reads only the header: works on a mounted volume (SPEC §9.2)
     ...(opts.keyslot !== undefined ? { keyslot: opts.keyslot } : {}),
   });
   const key = volume.exportMasterKey();
@@ -126,6 +139,7 @@ function printInfo(file: string, choice: HeaderChoice): void {
   out(`cipher:        aes-xts-plain64, 512-bit key, ${f.sectorSize}-byte sectors`);
   out(`data area:     offset ${f.dataOffset}, size ${f.dataSize} (${formatSize(f.dataSize)})`);
   out(`seqid:         ${f.seqid}`);
+  out(`key generation: ${keyGenerationOf(f)}`);
   for (const c of ['A', 'B'] as const) {
     const r = choice.copies[c];
     const detail =
@@ -134,8 +148,9 @@ function printInfo(file: string, choice: HeaderChoice): void {
   }
   const feats = f.features;
   const none = feats.incompat === 0n && feats.roCompat === 0n && feats.compat === 0n;
+  const s = featureStrings(feats);
   out(
-    `features:      ${none ? 'none' : `incompat ${feats.incompat.toString(16)} ro_compat ${feats.roCompat.toString(16)} compat ${feats.compat.toString(16)}`}`,
+    `features:      ${none ? 'none' : `incompat ${s.incompat} ro_compat ${s.roCompat} compat ${s.compat}`}`,
   );
   const re = reencryptProgress(f);
   if (re) {

@@ -8,14 +8,14 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
-import { BusyError, MountError, UsageError } from '../../../volume-format/errors.js';
+import { MountError, UsageError } from '../../../volume-format/errors.js';
 import { checkMountpoint } from '../../drive/filesystem.js';
 import { SERVE_COMMAND, runServeChild, startServer } from '../../drive/launch.js';
 import type { MountRequest } from '../../drive/mount.js';
 import { type MountRecord, createEntryDir, removeEntry } from '../../drive/registry.js';
-import { checkNotMounted } from '../../drive/unmount.js';
+import { checkNotMounted, unmountRecord } from '../../drive/unmount.js';
 import { ioErrorFrom } from '../../io/file-storage.js';
-import { readLockOwner } from '../../io/lock.js';
+import { probeLock } from '../../io/lock.js';
 import { inspectVolume } from '../../volume/open.js';
 import { note, out, outJson } from '../output.js';
 import { type SecretOptionValues, addSecretOptions, secretFrom } from '../secret-options.js';
@@ -64,12 +64,11 @@ export function registerMount(program: Command): void {
     const container = realPath(file, 'container');
     const target = realPath(mountpoint, 'mountpoint');
     await inspectVolume(container); // a damaged header fails before any passphrase is asked
-    await checkNotMounted(container);
+    for (const n of await checkNotMounted(container)) note(`cryptainer: ${n}`);
     await checkMountpoint(target);
-    const owner = await readLockOwner(container);
-    if (owner) {
-      throw new BusyError('VOLUME_BUSY', `volume is busy: in use by process ${owner.pid}`);
-    }
+    // Busy (open in another command, through any name) fails before the passphrase is asked;
+    // the serving process takes the lock it keeps (SPEC §9.2).
+    await probeLock(container, opts.readOnly ? 'shared' : 'exclusive');
     const secret = await secretFrom(opts, `Passphrase for ${file}`);
     const passphrase =
       secret.passphrase instanceof Uint8Array ? secret.passphrase : new Uint8Array(0);
@@ -101,6 +100,9 @@ export function registerMount(program: Command): void {
       note('serving in the foreground; Ctrl-C or `cryptainer unmount` unmounts');
       const status = await started.finished;
       if (status !== 0) {
+        // A server that counted lost writes, or failed its final flush, left its record and
+        // last word for `unmount`: conclude here the same way (IO_ERROR naming what was lost).
+        await unmountRecord(started.record);
         throw new MountError('MOUNT_FAILED', `the server exited with status ${status}`);
       }
       note(`unmounted ${started.record.mountpoint}`);

@@ -1,7 +1,11 @@
-/** `cryptainer unmount MOUNTPOINT|FILE` and `unmount --all`: unmount, flush, wipe keys. */
+/**
+ * `cryptainer unmount MOUNTPOINT|FILE` and `unmount --all`: unmount, flush, wipe keys. Exits 6
+ * (`IO_ERROR`), after unmounting, when data may have been lost: the server counted I/O errors,
+ * its final flush failed, or it died before finishing (src/drive/unmount.ts).
+ */
 import type { Command } from 'commander';
 import { UsageError } from '../../../volume-format/errors.js';
-import { findRecord, unmountAll, unmountRecord } from '../../drive/unmount.js';
+import { cleanOrphanEntries, findRecord, unmountAll, unmountRecord } from '../../drive/unmount.js';
 import { note, out } from '../output.js';
 
 /** Register the command. */
@@ -15,14 +19,17 @@ export function registerUnmount(program: Command): void {
     .action(async (target: string | undefined, opts: { all?: boolean }) => {
       if (opts.all) {
         if (target !== undefined) throw new UsageError('USAGE', 'give a target or --all, not both');
-        const failures = await unmountAll();
-        for (const f of failures) note(`cryptainer: ${f.record.mountpoint}: ${f.error.message}`);
-        if (failures.length > 0) throw failures[0]!.error;
+        const { failures, notes } = await unmountAll();
+        for (const n of notes) note(`cryptainer: ${n}`);
+        // Every failure but the last is printed here; the last one is main's error line.
+        for (const f of failures.slice(0, -1)) note(`cryptainer: ${f.error.message}`);
+        if (failures.length > 0) throw failures[failures.length - 1]!.error;
         out('unmounted all volumes');
         return;
       }
       if (target === undefined)
         throw new UsageError('USAGE', 'unmount: give a mountpoint, a file or --all');
+      for (const n of await cleanOrphanEntries()) note(`cryptainer: ${n}`);
       const record = await findRecord(target);
       await unmountRecord(record);
       out(`unmounted ${record.mountpoint} (${record.container})`);
