@@ -7,7 +7,7 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BusyError, MountError, UsageError } from '../../volume-format/errors.js';
-import { runCommand, unescapeMountPath } from './fuse-adapter.js';
+import { type RunCommandOptions, runCommand, unescapeMountPath } from './fuse-adapter.js';
 
 /** Filesystems cryptainer puts inside a volume. `none` = the raw drive only. */
 export type FilesystemKind = 'ext4' | 'ntfs' | 'none';
@@ -17,11 +17,21 @@ export interface ToolResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The signal that ended the tool, if one did. */
+  signal?: NodeJS.Signals | null;
 }
 
-/** Run a tool; never throws for a non-zero status (see {@link runStep}). 0 = no time limit. */
-export function runTool(file: string, args: string[], timeoutMs = 120_000): Promise<ToolResult> {
-  return runCommand(file, args, timeoutMs);
+/**
+ * Run a tool; never throws for a non-zero status (see {@link runStep}). 0 = no time limit.
+ * `options.stop`: see {@link RunCommandOptions}.
+ */
+export function runTool(
+  file: string,
+  args: string[],
+  timeoutMs = 120_000,
+  options: RunCommandOptions = {},
+): Promise<ToolResult> {
+  return runCommand(file, args, timeoutMs, options);
 }
 
 /** Run a tool as mount step `step`; a non-zero status throws `MOUNT_FAILED` naming the step. */
@@ -30,13 +40,17 @@ export async function runStep(
   file: string,
   args: string[],
   timeoutMs?: number,
+  options: RunCommandOptions = {},
 ): Promise<ToolResult> {
-  const r = await runTool(file, args, timeoutMs);
-  if (r.code !== 0) {
-    const why = lastLines(r.stderr || r.stdout) || `exit status ${r.code}`;
-    throw new MountError('MOUNT_FAILED', `${step}: ${why}`);
-  }
+  const r = await runTool(file, args, timeoutMs, options);
+  if (r.code !== 0) throw new MountError('MOUNT_FAILED', `${step}: ${toolFailure(r)}`);
   return r;
+}
+
+/** Why a tool failed, in a few words: its last lines, or the signal that ended it. */
+export function toolFailure(r: ToolResult): string {
+  if (r.signal) return `it was ended by ${r.signal}`;
+  return lastLines(r.stderr || r.stdout) || `exit status ${r.code}`;
 }
 
 function lastLines(text: string): string {

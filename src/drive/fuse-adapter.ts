@@ -242,7 +242,22 @@ export interface CommandResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The signal that ended the command, if one did (then `code` is 124 for SIGKILL, else 128). */
+  signal?: NodeJS.Signals | null;
 }
+
+/** Options of {@link runCommand}. */
+export interface RunCommandOptions {
+  /**
+   * The caller handles interruptions itself: the command runs in a process group of its own
+   * (a Ctrl-C at the terminal reaches only the caller, which decides when to stop it), and
+   * aborting this signal ends it (SIGTERM, then SIGKILL after {@link STOP_GRACE_MS}).
+   */
+  stop?: AbortSignal;
+}
+
+/** How long a command asked to stop (SIGTERM) may take before it is killed. */
+export const STOP_GRACE_MS = 5000;
 
 let devNull: number | null = null;
 
@@ -280,6 +295,7 @@ export function runCommand(
   file: string,
   args: string[],
   timeoutMs: number,
+  options: RunCommandOptions = {},
 ): Promise<CommandResult> {
   const stdio: (number | 'pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe'];
   const fds = fuseDeviceFds().filter((fd) => fd > 2);
@@ -293,8 +309,10 @@ export function runCommand(
     let stdout = '';
     let stderr = '';
     let child;
+    const { stop } = options;
     try {
-      child = spawn(file, args, { stdio });
+      // detached: setsid(2), a process group (and session) of its own.
+      child = spawn(file, args, { stdio, detached: stop !== undefined });
     } catch (err) {
       done({ code: 127, stdout, stderr: `${file}: ${(err as Error).message}` });
       return;
@@ -302,13 +320,22 @@ export function runCommand(
     child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = timeoutMs > 0 ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : undefined;
+    let grace: NodeJS.Timeout | undefined;
+    const onStop = (): void => {
+      child.kill('SIGTERM');
+      grace = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    };
+    if (stop?.aborted) onStop();
+    else stop?.addEventListener('abort', onStop, { once: true });
     child.on('error', (err: NodeJS.ErrnoException) => {
       stderr += err.code === 'ENOENT' ? `${file}: command not found` : err.message;
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(grace);
+      stop?.removeEventListener('abort', onStop);
       const status = code ?? (signal === 'SIGKILL' ? 124 : 128);
-      done({ code: stderr.endsWith('command not found') ? 127 : status, stdout, stderr });
+      done({ code: stderr.endsWith('command not found') ? 127 : status, stdout, stderr, signal });
     });
   });
 }

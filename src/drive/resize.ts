@@ -10,12 +10,13 @@
  * crash between the volume step and the filesystem step leaves a consistent volume whose
  * filesystem is smaller than the drive; running the same resize again finishes it.
  */
-import { MountError, UsageError } from '../../volume-format/errors.js';
+import { CryptainerError, MountError, UsageError } from '../../volume-format/errors.js';
 import { type ResizePlan, type SizeRequest, planResize } from '../../volume-format/resize.js';
 import { openVolume } from '../volume/open.js';
 import { growVolumeData, shrinkVolumeData } from '../volume/resize.js';
 import type { UnlockSecret } from '../volume/secret.js';
-import { DETECT_BYTES, detectFilesystem, runStep, runTool } from './filesystem.js';
+import { DETECT_BYTES, detectFilesystem, runStep, runTool, toolFailure } from './filesystem.js';
+import type { RunCommandOptions } from './fuse-adapter.js';
 import { withToolDrive } from './tool-drive.js';
 
 /** What resize's drive is for, in its FUSE_ERROR message. */
@@ -33,6 +34,17 @@ export interface ResizeOptions extends UnlockSecret {
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** Messages about the filesystem steps. */
   log?: (line: string) => void;
+  /**
+   * Stop at the next consistent point: between two steps, or within the fill of new space
+   * (which is then given back). A filesystem tool that is running is left to finish.
+   */
+  signal?: AbortSignal;
+  /**
+   * Stop now: also end the filesystem tool that is running (SIGTERM). Its writes since its
+   * last fsync are dropped (SPEC §9.4 "Tool runs"); running the same resize again checks and
+   * repairs the filesystem, then finishes.
+   */
+  stopNow?: AbortSignal;
 }
 
 /** What {@link resizeVolume} did. */
@@ -51,7 +63,9 @@ export interface ResizeReport {
  * mounted volume holds the lock (`VOLUME_BUSY`). Throws `SHRINK_TOO_SMALL` naming the minimum,
  * with nothing changed, when the filesystem does not fit; `USAGE` for a size that is not a
  * multiple of the sector size, or a shrink of a drive without a known filesystem unless
- * `force`; `REENCRYPT_IN_PROGRESS`, `WRONG_PASSPHRASE`, `MOUNT_FAILED` (a tool failed).
+ * `force`; `REENCRYPT_IN_PROGRESS`, `WRONG_PASSPHRASE`, `MOUNT_FAILED` (a tool failed);
+ * `ABORTED` when `signal` or `stopNow` stopped it, with a message that says where it stopped
+ * and the command that finishes it (the same resize, with the new size in bytes or units).
  */
 export async function resizeVolume(path: string, options: ResizeOptions): Promise<ResizeReport> {
   const volume = await openVolume(path, {
@@ -59,8 +73,17 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
     ...(options.keyfiles !== undefined ? { keyfiles: options.keyfiles } : {}),
     ...(options.keyslot !== undefined ? { keyslot: options.keyslot } : {}),
   });
+  let finish = '';
   try {
     const plan = planResize(volume.header, options.request);
+    // Relative sizes would add or remove again when rerun: the message names the absolute one.
+    finish = `run \`cryptainer resize ${path} --size ${sizeArgument(plan.newDataSize)}\` to finish`;
+    const stopped = (where: string): CryptainerError =>
+      new CryptainerError('ABORTED', `resize of ${path} stopped ${where}: ${finish}`);
+    const checkpoint = (where: string): void => {
+      if (options.signal?.aborted || options.stopNow?.aborted) throw stopped(where);
+    };
+    const tools: RunCommandOptions = options.stopNow ? { stop: options.stopNow } : {};
     const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
     const fs = detectFilesystem(head);
     const report: ResizeReport = {
@@ -69,6 +92,8 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
       newDataSize: plan.newDataSize,
       filesystem: fs,
     };
+    const unchanged = 'before its size changed (the volume is consistent)';
+    checkpoint(unchanged);
     if (plan.direction === 'shrink') {
       if (fs === null && options.force !== true) {
         throw new UsageError(
@@ -80,7 +105,15 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
       if (fs !== null) {
         // SPEC §16.3 step 1: check the minimum before anything is written, then shrink.
         await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, async (drive) => {
-          report.minimumBytes = await filesystemMinimum(drive, fs);
+          // resize2fs -P refuses to measure what an interrupted resize2fs left (not clean):
+          // then check first. A clean one is measured first, so a refusal writes nothing.
+          let checked = false;
+          if (fs === 'ext4' && !(await ext4State(drive, tools)).clean) {
+            await checkExt4First(drive, tools);
+            checked = true;
+          }
+          checkpoint(unchanged);
+          report.minimumBytes = await filesystemMinimum(drive, fs, tools);
           if (plan.newDataSize < report.minimumBytes) {
             throw new UsageError(
               'SHRINK_TOO_SMALL',
@@ -88,22 +121,73 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
                 `${mib(report.minimumBytes)} MiB (${report.minimumBytes} bytes); nothing was changed`,
             );
           }
-          await shrinkFilesystem(drive, fs, plan.newDataSize);
+          if (fs === 'ext4' && !checked) await checkExt4First(drive, tools);
+          checkpoint(unchanged);
+          await shrinkFilesystem(drive, fs, plan.newDataSize, tools);
         });
+        checkpoint(
+          `after the ${fs} filesystem was shrunk, before the volume was (the volume is consistent)`,
+        );
       }
       await shrinkVolumeData(volume, plan); // steps 2–3
     } else {
-      if (plan.direction === 'grow') await growVolumeData(volume, plan, options.onProgress);
+      if (plan.direction === 'grow') {
+        await growVolumeData(volume, plan, options.onProgress, options.signal).catch((err) => {
+          if (err instanceof CryptainerError && err.code === 'ABORTED') {
+            throw stopped('before its size changed (the new space was given back)');
+          }
+          throw err;
+        });
+      }
       // SPEC §16.2 step 4; also finishes a grow whose filesystem step was interrupted.
-      if (fs !== null)
-        await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, (drive) =>
-          growFilesystem(drive, fs),
-        );
+      if (fs !== null) {
+        const grown =
+          (plan.direction === 'grow'
+            ? `after the volume grew to ${formatMiB(plan.newDataSize)}, before`
+            : 'before') + ` the ${fs} filesystem inside was grown (the volume is consistent)`;
+        checkpoint(grown);
+        await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, async (drive) => {
+          if (fs === 'ext4') await checkExt4First(drive, tools);
+          checkpoint(grown);
+          await growFilesystem(drive, fs, tools);
+        });
+      }
     }
     return report;
+  } catch (err) {
+    if (options.stopNow?.aborted && !(err instanceof CryptainerError && err.code === 'ABORTED')) {
+      // A tool was ended in the middle of its work (or failed because of it).
+      throw new CryptainerError(
+        'ABORTED',
+        `resize of ${path} was stopped at once, in the middle of a filesystem step: ${finish} ` +
+          '(it checks and repairs the filesystem first)',
+        { cause: err },
+      );
+    }
+    throw err;
   } finally {
     await volume.close();
   }
+}
+
+/** `size` as a `--size` argument: the largest binary unit that divides it, else bytes. */
+function sizeArgument(size: number): string {
+  for (const [unit, bytes] of [
+    ['T', 1024 ** 4],
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['K', 1024],
+  ] as const) {
+    if (size % bytes === 0) return `${size / bytes}${unit}`;
+  }
+  return String(size);
+}
+
+/** "3 GiB", "64 MiB"; else MiB with one decimal. */
+function formatMiB(bytes: number): string {
+  if (bytes % 1024 ** 3 === 0) return `${bytes / 1024 ** 3} GiB`;
+  if (bytes % 1024 ** 2 === 0) return `${bytes / 1024 ** 2} MiB`;
+  return `${mib(bytes)} MiB`;
 }
 
 function mib(bytes: number): string {
@@ -111,23 +195,26 @@ function mib(bytes: number): string {
 }
 
 /** Smallest size in bytes the filesystem can be shrunk to (read-only tools). */
-async function filesystemMinimum(drive: string, fs: 'ext4' | 'ntfs'): Promise<number> {
+async function filesystemMinimum(
+  drive: string,
+  fs: 'ext4' | 'ntfs',
+  tools: RunCommandOptions,
+): Promise<number> {
   if (fs === 'ext4') {
-    const blockSize = await ext4BlockSize(drive);
-    const r = await runStep('measuring the ext4 filesystem (resize2fs -P)', 'resize2fs', [
-      '-P',
-      drive,
-    ]);
+    const { blockSize } = await ext4State(drive, tools);
+    const step = 'measuring the ext4 filesystem (resize2fs -P)';
+    const r = await runStep(step, 'resize2fs', ['-P', drive], undefined, tools);
     const m = /minimum size of the filesystem:\s*(\d+)/i.exec(r.stdout + r.stderr);
     if (!m) throw new MountError('MOUNT_FAILED', `resize2fs -P: unexpected output: ${r.stdout}`);
     return Number(m[1]) * blockSize;
   }
-  const r = await runStep('measuring the NTFS filesystem (ntfsresize --info)', 'ntfsresize', [
-    '--info',
-    '--force',
-    '--no-progress-bar',
-    drive,
-  ]);
+  const r = await runStep(
+    'measuring the NTFS filesystem (ntfsresize --info)',
+    'ntfsresize',
+    ['--info', '--force', '--no-progress-bar', drive],
+    undefined,
+    tools,
+  );
   const m = /You might resize at (\d+) bytes/.exec(r.stdout);
   if (!m) {
     throw new MountError('MOUNT_FAILED', `ntfsresize --info: unexpected output: ${r.stdout}`);
@@ -135,19 +222,34 @@ async function filesystemMinimum(drive: string, fs: 'ext4' | 'ntfs'): Promise<nu
   return Number(m[1]);
 }
 
-async function ext4BlockSize(drive: string): Promise<number> {
-  const r = await runStep('reading the ext4 superblock (dumpe2fs -h)', 'dumpe2fs', ['-h', drive]);
+/**
+ * The ext4 superblock's block size, and whether its state is plain `clean` (not "not clean",
+ * not "with errors": what resize2fs -P refuses to measure).
+ */
+async function ext4State(
+  drive: string,
+  tools: RunCommandOptions,
+): Promise<{ blockSize: number; clean: boolean }> {
+  const step = 'reading the ext4 superblock (dumpe2fs -h)';
+  const r = await runStep(step, 'dumpe2fs', ['-h', drive], undefined, tools);
   const m = /^Block size:\s*(\d+)/m.exec(r.stdout);
   if (!m) throw new MountError('MOUNT_FAILED', 'dumpe2fs -h: no block size in its output');
-  return Number(m[1]);
+  const state = /^Filesystem state:\s*(.*?)\s*$/m.exec(r.stdout)?.[1];
+  return { blockSize: Number(m[1]), clean: state === 'clean' };
 }
 
 /**
  * resize2fs refuses an unmounted filesystem that was not checked since its last mount; a
  * preen (`e2fsck -f -p`) fixes only what is safe to fix automatically and fails otherwise.
  */
-async function checkExt4First(drive: string): Promise<void> {
-  const r = await runTool('e2fsck', ['-f', '-p', drive], 0);
+async function checkExt4First(drive: string, tools: RunCommandOptions): Promise<void> {
+  const r = await runTool('e2fsck', ['-f', '-p', drive], 0, tools);
+  if (r.signal) {
+    throw new MountError(
+      'MOUNT_FAILED',
+      `checking the ext4 filesystem (e2fsck): ${toolFailure(r)}`,
+    );
+  }
   if (r.code >= 4) {
     throw new MountError(
       'MOUNT_FAILED',
@@ -158,15 +260,20 @@ async function checkExt4First(drive: string): Promise<void> {
 }
 
 /** Shrink the filesystem so it ends at or before byte `bytes` of the drive. */
-async function shrinkFilesystem(drive: string, fs: 'ext4' | 'ntfs', bytes: number): Promise<void> {
+async function shrinkFilesystem(
+  drive: string,
+  fs: 'ext4' | 'ntfs',
+  bytes: number,
+  tools: RunCommandOptions,
+): Promise<void> {
   if (fs === 'ext4') {
-    await checkExt4First(drive);
     // In KiB: resize2fs rounds down to whole filesystem blocks.
     await runStep(
       'shrinking the ext4 filesystem (resize2fs)',
       'resize2fs',
       [drive, `${Math.floor(bytes / 1024)}K`],
       0,
+      tools,
     );
     return;
   }
@@ -175,17 +282,24 @@ async function shrinkFilesystem(drive: string, fs: 'ext4' | 'ntfs', bytes: numbe
     'ntfsresize',
     ['--force', '--no-progress-bar', '--size', String(bytes), drive],
     0,
+    tools,
   );
 }
 
 /** Grow the filesystem to the whole drive (a no-op when it already fills it). */
-async function growFilesystem(drive: string, fs: 'ext4' | 'ntfs'): Promise<void> {
+async function growFilesystem(
+  drive: string,
+  fs: 'ext4' | 'ntfs',
+  tools: RunCommandOptions,
+): Promise<void> {
   if (fs === 'ext4') {
-    await checkExt4First(drive);
-    await runStep('growing the ext4 filesystem (resize2fs)', 'resize2fs', [drive], 0);
+    await runStep('growing the ext4 filesystem (resize2fs)', 'resize2fs', [drive], 0, tools);
     return;
   }
-  const r = await runTool('ntfsresize', ['--force', '--no-progress-bar', drive], 0);
+  const r = await runTool('ntfsresize', ['--force', '--no-progress-bar', drive], 0, tools);
+  if (r.signal) {
+    throw new MountError('MOUNT_FAILED', `growing the NTFS filesystem: ${toolFailure(r)}`);
+  }
   if (r.code !== 0 && !/Nothing to do/.test(r.stdout + r.stderr)) {
     throw new MountError(
       'MOUNT_FAILED',

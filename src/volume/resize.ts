@@ -4,7 +4,7 @@
  * (src/drive/resize.ts), since src/volume never imports src/drive (ARCHITECTURE §3).
  */
 import { wipe } from '../../crypto/bytes.js';
-import { UsageError } from '../../volume-format/errors.js';
+import { CryptainerError, UsageError } from '../../volume-format/errors.js';
 import type { ResizePlan } from '../../volume-format/resize.js';
 import { fillEncryptedZeros } from './create.js';
 import type { Volume } from './volume.js';
@@ -13,12 +13,15 @@ import type { Volume } from './volume.js';
  * SPEC §16.2 steps 1–3: extend the container, fill the new sectors with encrypted zeros (so
  * they look like every other sector, SPEC §6), then one header update with the new
  * `data_size`. A crash before the header update leaves only trailing bytes, which readers
- * ignore (SPEC §2); on an error (disk full) the file is cut back to its old length.
+ * ignore (SPEC §2); on an error (disk full), or when `signal` is aborted during the fill
+ * (`ABORTED`, checked after each chunk), the file is cut back to its old length: nothing
+ * changed.
  */
 export async function growVolumeData(
   volume: Volume,
   plan: ResizePlan,
   onProgress?: (doneBytes: number, totalBytes: number) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   if (plan.direction !== 'grow' || volume.header.dataSize !== plan.oldDataSize) {
     throw new UsageError('USAGE', 'growing: the plan does not match the volume');
@@ -36,7 +39,10 @@ export async function growVolumeData(
       key,
       plan.oldSectorCount,
       plan.newSectorCount,
-      onProgress,
+      (done, total) => {
+        onProgress?.(done, total);
+        if (signal?.aborted) throw new CryptainerError('ABORTED', 'growing: interrupted');
+      },
     );
   } catch (err) {
     // Nothing refers to the new bytes yet: give the space back, best effort.
