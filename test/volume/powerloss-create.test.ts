@@ -42,6 +42,9 @@ function pathOf(ino: number, names: string[]): string | null {
   return null;
 }
 
+/** Stands for the filesystem that `create` makes through the drive before the rename. */
+const FILESYSTEM_MARK = Buffer.alloc(4096, 0xa5);
+
 for (const force of [false, true]) {
   test(`create${force ? ' --force' : ''}: power loss leaves no volume (or the old file) or a complete one`, async () => {
     let points = 0;
@@ -69,6 +72,9 @@ for (const force of [false, true]) {
             sizeBytes: 1 << 20,
             kdf: TEST_KDF,
             force,
+            // What mkfs does through the drive (SPEC §9.1 step 5): this too must be durable
+            // before the new name is.
+            prepare: (v) => v.write(0, FILESYSTEM_MARK),
             wrapStorage: (s) =>
               (storage = new PowerLossStorage(s, phase === 'data' ? k : Infinity)),
           });
@@ -103,11 +109,16 @@ for (const force of [false, true]) {
             }
             try {
               const v = await openVolume(state, { passphrase: PASS, readOnly: true });
-              const zero = await v.read(0, 4096);
+              const first = await v.read(0, 4096);
+              const rest = await v.read(4096, 4096);
               await v.close();
               assert.ok(
-                zero.every((b) => b === 0),
-                'a new volume reads as zeros',
+                Buffer.from(first).equals(FILESYSTEM_MARK),
+                'a new volume holds what its filesystem step wrote',
+              );
+              assert.ok(
+                rest.every((b) => b === 0),
+                'the rest of a new volume reads as zeros',
               );
             } catch (err) {
               throw new Error(
