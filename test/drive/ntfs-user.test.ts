@@ -61,12 +61,16 @@ function okUser(args: string[]): string {
   return r.stdout;
 }
 
+/** Whether this run made the account (and so removes it at the end). */
+let createdUser = false;
+
 const mounted = (): string => readFileSync('/proc/self/mountinfo', 'utf8');
 
 test.before(() => {
   if (sh('id', ['-u', USER]).status !== 0) {
     const r = sh('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', USER]);
     assert.is(r.status, 0, r.stderr);
+    createdUser = true;
   }
   uid = Number(sh('id', ['-u', USER]).stdout.trim());
   chmodSync('/dev/fuse', 0o666);
@@ -143,5 +147,7 @@ test.after(() => {
   forceCleanup(dir, runtime);
   if (originalFuseConf !== null) writeFileSync(FUSE_CONF, originalFuseConf);
   cleanup();
+  // The account is the test's own: remove it again (one that existed before is left alone).
+  if (createdUser) sh('userdel', [USER]);
 });
 test.run();
