@@ -1,7 +1,13 @@
 /** Deterministic header fields for format tests (no Argon2 involved). */
-import { FEATURE_AREA_BYTES, KEYSLOT_COUNT } from '../../volume-format/constants.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
+import {
+  FEATURE_AREA_BYTES,
+  HEADER_COPY_OFFSETS,
+  KEYSLOT_COUNT,
+} from '../../volume-format/constants.js';
 import { noFeatures } from '../../volume-format/features.js';
-import type { HeaderFields } from '../../volume-format/header.js';
+import { type HeaderFields, encodeHeaderCopy } from '../../volume-format/header.js';
 import { type Keyslot, inactiveKeyslot, wrapMasterKey } from '../../volume-format/keyslot.js';
 import { planLayout } from '../../volume-format/layout.js';
 
@@ -39,3 +45,20 @@ export const SAMPLE_KEK = pattern(32, 9);
 
 /** The MAC key used with {@link sampleFields} in tests. */
 export const SAMPLE_MAC_KEY = pattern(32, 13);
+
+/**
+ * Write both header copies of the container at `path` from `fields`, sealed with the MAC key
+ * of `masterKey` (SPEC §3): a valid header carrying values no product path writes.
+ */
+export function writeBothCopies(path: string, fields: HeaderFields, masterKey: Uint8Array): void {
+  const mac = deriveHeaderMacKey(masterKey, fields.uuid);
+  const fd = openSync(path, 'r+');
+  try {
+    for (const copy of ['A', 'B'] as const) {
+      const bytes = encodeHeaderCopy(fields, copy, mac);
+      writeSync(fd, bytes, 0, bytes.length, HEADER_COPY_OFFSETS[copy]);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}

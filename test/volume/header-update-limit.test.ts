@@ -3,11 +3,8 @@
 // a RangeError from the encoder: found by the behind-the-MAC fuzzer, test/fuzz/).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
-import { HEADER_COPY_OFFSETS } from '../../volume-format/constants.js';
-import { encodeHeaderCopy } from '../../volume-format/header.js';
 import { createVolume } from '../../src/index.js';
 import { startReencrypt } from '../../src/volume/reencrypt.js';
 import { writeHeaderUpdate } from '../../src/volume/header-store.js';
@@ -15,7 +12,7 @@ import { CryptainerError } from '../../volume-format/errors.js';
 import { preparePool } from '../fuzz/container-cases.js';
 import { tally } from '../fuzz/format-cases.js';
 import { type ResumeCase, runResumeCase } from '../fuzz/resume-cases.js';
-import { SAMPLE_MAC_KEY, sampleFields } from '../helpers/headers.js';
+import { SAMPLE_MAC_KEY, sampleFields, writeBothCopies } from '../helpers/headers.js';
 import { MemoryStorage } from '../helpers/memory-storage.js';
 import { TEST_KDF, makeTempDir } from '../helpers/tmp.js';
 
@@ -86,16 +83,7 @@ test('starting a re-encryption at key generation 2^53-1 is HEADER_FIELD, nothing
     const key = v.exportMasterKey();
     const fields = { ...v.header, seqid: v.header.seqid + 1, keyGeneration: MAX };
     await v.close();
-    const mac = deriveHeaderMacKey(key, fields.uuid);
-    const fd = openSync(path, 'r+');
-    try {
-      for (const copy of ['A', 'B'] as const) {
-        const bytes = encodeHeaderCopy(fields, copy, mac);
-        writeSync(fd, bytes, 0, bytes.length, HEADER_COPY_OFFSETS[copy]);
-      }
-    } finally {
-      closeSync(fd);
-    }
+    writeBothCopies(path, fields, key);
     const before = readFileSync(path);
     let code = 'ok';
     try {

@@ -3,14 +3,13 @@
 // is refused up front, with nothing written, when the chosen resilience does not fit.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
-import { HEADER_COPY_OFFSETS, JOURNAL_OFFSET } from '../../volume-format/constants.js';
-import { encodeHeaderCopy } from '../../volume-format/header.js';
+import { JOURNAL_OFFSET } from '../../volume-format/constants.js';
 import type { Resilience } from '../../volume-format/reencrypt-state.js';
 import { createVolume, openVolume } from '../../src/index.js';
 import { startReencrypt } from '../../src/volume/reencrypt.js';
+import { writeBothCopies } from '../helpers/headers.js';
 import { TEST_KDF, makeTempDir } from '../helpers/tmp.js';
 
 const { dir, cleanup } = makeTempDir();
@@ -34,16 +33,7 @@ async function withJournal(journalSize: number, sectorSize: number): Promise<str
     dataOffset: JOURNAL_OFFSET + journalSize,
   };
   await v.close();
-  const mac = deriveHeaderMacKey(key, fields.uuid);
-  const fd = openSync(path, 'r+');
-  try {
-    for (const copy of ['A', 'B'] as const) {
-      const bytes = encodeHeaderCopy(fields, copy, mac);
-      writeSync(fd, bytes, 0, bytes.length, HEADER_COPY_OFFSETS[copy]);
-    }
-  } finally {
-    closeSync(fd);
-  }
+  writeBothCopies(path, fields, key);
   truncateSync(path, fields.dataOffset + fields.dataSize);
   return path;
 }
