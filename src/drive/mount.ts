@@ -21,6 +21,7 @@ import {
   MountError,
   UsageError,
 } from '../../volume-format/errors.js';
+import { liveProcessStartTime } from '../io/process-start.js';
 import { deriveArgon2idInChild } from '../volume/kdf-child.js';
 import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
@@ -50,7 +51,6 @@ import {
   type MountRecord,
   entryDir,
   fileIdentityOf,
-  processStartTime,
   removeEntry,
   writeRecord,
 } from './registry.js';
@@ -198,7 +198,7 @@ export async function serveMount(
       filesystem: kind,
       readOnly,
       pid: process.pid,
-      pidStart: processStartTime(process.pid) ?? '',
+      pidStart: liveProcessStartTime(process.pid) ?? '',
       driveDir,
       loopDevice,
       uid,

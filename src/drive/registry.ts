@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IoError } from '../../volume-format/errors.js';
 import type { FileIdentity } from '../io/file-storage.js';
+import { liveProcessStartTime, readProcStat } from '../io/process-start.js';
 import type { FilesystemKind } from './filesystem.js';
 /** What info.json records about one mount. */
 export interface MountRecord {
@@ -142,7 +143,7 @@ export async function createEntryDir(): Promise<{ id: string; dir: string }> {
   const id = randomBytes(6).toString('hex');
   const dir = join(mounts, id);
   await fsp.mkdir(dir, { mode: 0o700 });
-  const owner: EntryOwner = { pid: process.pid, pidStart: processStartTime(process.pid) ?? '' };
+  const owner: EntryOwner = { pid: process.pid, pidStart: liveProcessStartTime(process.pid) ?? '' };
   await fsp.writeFile(join(dir, 'owner.json'), JSON.stringify(owner) + '\n', { mode: 0o600 });
   await fsp.mkdir(join(dir, 'drive'), { mode: 0o700 });
   return { id, dir };
@@ -261,13 +262,13 @@ export async function readServerStatus(id: string): Promise<ServerStatus | null>
  * as in use even if its creator dies before the server has written anything itself.
  */
 export async function writeServerPid(id: string, pid: number): Promise<void> {
-  const server: EntryOwner = { pid, pidStart: processStartTime(pid) ?? '' };
+  const server: EntryOwner = { pid, pidStart: liveProcessStartTime(pid) ?? '' };
   await writeJsonAtomic(id, 'server.json', server);
 }
 
 function runsSince(p: EntryOwner | null): boolean {
   if (p === null || !Number.isSafeInteger(p.pid) || p.pid <= 0) return false;
-  return processStartTime(p.pid) === p.pidStart && processRuns(p.pid);
+  return liveProcessStartTime(p.pid) === p.pidStart;
 }
 
 /**
@@ -304,29 +305,6 @@ export function isContainerOf(record: MountRecord, id: FileIdentity): boolean {
   return record.containerDev === String(id.dev) && record.containerIno === String(id.ino);
 }
 
-/** Start time of a process (field 22 of /proc/PID/stat), or null if it does not exist. */
-export function processStartTime(pid: number): string | null {
-  return readProcStat(pid)?.start ?? null;
-}
-
-function readProcStat(pid: number): { state: string; start: string } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const state = fields[0];
-    const start = fields[19];
-    return state !== undefined && start !== undefined ? { state, start } : null;
-  } catch {
-    return null;
-  }
-}
-
-function processRuns(pid: number): boolean {
-  const st = readProcStat(pid);
-  return st !== null && st.state !== 'Z' && st.state !== 'X';
-}
-
 /**
  * What the process named by a record (or status) is:
  * - `ours`: a live `cryptainer __serve` of our CLI, run by this user, started at the recorded
@@ -351,7 +329,7 @@ export function serverState(
     const argv = readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').split('\0');
     if (argv[1] !== CLI_MAIN || argv[2] !== SERVE_COMMAND) return 'foreign';
   } catch {
-    return processRuns(record.pid) ? 'foreign' : 'gone';
+    return liveProcessStartTime(record.pid) !== null ? 'foreign' : 'gone';
   }
   // The start time again: the checks above must all have been about the same process.
   return readProcStat(record.pid)?.start === record.pidStart ? 'ours' : 'gone';

@@ -9,7 +9,8 @@
  * both serving paths (kernel-fuse.ts and drive-ops.ts), `list` shows `degraded: N write
  * errors`, and the final status tells `unmount` whether anything was lost.
  */
-import { type ServerStatus, processStartTime, writeServerStatus } from './registry.js';
+import { liveProcessStartTime } from '../io/process-start.js';
+import { type ServerStatus, writeServerStatus } from './registry.js';
 
 /** Longest delay between an error and its appearance in status.json. */
 const WRITE_DELAY_MS = 200;
@@ -25,7 +26,7 @@ export class ServerHealth {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private finished = false;
-  private readonly pidStart = processStartTime(process.pid) ?? '';
+  private readonly pidStart = liveProcessStartTime(process.pid) ?? '';
 
   constructor(
     /** Registry entry of the mount. */

@@ -14,6 +14,7 @@ import { constants as fsConstants, promises as fsp, readFileSync } from 'node:fs
 import { BusyError, CryptainerError, IoError } from '../../volume-format/errors.js';
 import { type FileIdentity, type FileStorage, ioErrorFrom } from './file-storage.js';
 import { type FlockEngine, type FlockMode, flockEngine } from './flock.js';
+import { liveProcessStartTime } from './process-start.js';
 
 export type { FlockMode as LockMode } from './flock.js';
 
@@ -131,20 +132,10 @@ function lockHolder(id: FileIdentity): number | null {
       const f = line.trim().split(/\s+/);
       if (f[1] !== 'FLOCK' || f[5] !== want) continue;
       const pid = Number(f[4]);
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) return pid;
+      if (Number.isInteger(pid) && pid > 0 && liveProcessStartTime(pid) !== null) return pid;
     }
   } catch {
     // no /proc/locks: the message names no process
   }
   return null;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }

@@ -11,13 +11,23 @@ import { readFileSync } from 'node:fs';
  * holds no file open and writes nothing more).
  */
 export function liveProcessStartTime(pid: number): string | null {
+  const st = readProcStat(pid);
+  return st === null || st.state === 'Z' || st.state === 'X' ? null : st.start;
+}
+
+/**
+ * State (field 3: R, S, D, Z, ...) and start time (field 22) of process `pid` from
+ * /proc/PID/stat, zombies included, or null if there is no such process.
+ */
+export function readProcStat(pid: number): { state: string; start: string } | null {
   if (!Number.isSafeInteger(pid) || pid <= 0) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return null;
-    return fields[19] ?? null; // field 22 overall = index 19 after pid and comm
+    const state = fields[0];
+    const start = fields[19]; // field 22 overall = index 19 after pid and comm
+    return state !== undefined && start !== undefined ? { state, start } : null;
   } catch {
     return null;
   }
