@@ -18,7 +18,7 @@ import {
   FuseErrno,
   type FuseHandlers,
   type RequestState,
-} from './fuse-adapter.js';
+} from './fuse-types.js';
 
 /** Name of the decrypted drive file inside the drive mount. */
 export const DRIVE_FILE_NAME = 'volume';

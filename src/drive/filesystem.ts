@@ -7,7 +7,8 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BusyError, MountError, UsageError } from '../../volume-format/errors.js';
-import { type RunCommandOptions, runCommand, unescapeMountPath } from './fuse-adapter.js';
+import { unescapeMountPath } from './host-mount.js';
+import { type RunCommandOptions, runCommand } from './run-command.js';
 
 /** Filesystems cryptainer puts inside a volume. `none` = the raw drive only. */
 export type FilesystemKind = 'ext4' | 'ntfs' | 'none';

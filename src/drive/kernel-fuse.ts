@@ -29,13 +29,8 @@ import { wipe } from '../../crypto/bytes.js';
 import { BusyError, MountError } from '../../volume-format/errors.js';
 import type { Volume } from '../volume/volume.js';
 import { DRIVE_FILE_NAME } from './drive-ops.js';
-import {
-  type FuseMount,
-  cleanStaleFuseMount,
-  isMountpoint,
-  mountDevice,
-  unmountStrict,
-} from './fuse-adapter.js';
+import type { FuseMount } from './fuse-types.js';
+import { cleanStaleFuseMount, isMountpoint, mountDevice, unmountStrict } from './host-mount.js';
 import type { KernelFuseWorkerData } from './kernel-fuse-worker.js';
 import { createSharedRangeLockMemory } from './shared-range-lock.js';
 

@@ -16,7 +16,7 @@ import { openVolume } from '../volume/open.js';
 import { growVolumeData, shrinkVolumeData } from '../volume/resize.js';
 import type { UnlockSecret } from '../volume/secret.js';
 import { DETECT_BYTES, detectFilesystem, runStep, runTool, toolFailure } from './filesystem.js';
-import type { RunCommandOptions } from './fuse-adapter.js';
+import type { RunCommandOptions } from './run-command.js';
 import { withToolDrive } from './tool-drive.js';
 
 /** What resize's drive is for, in its FUSE_ERROR message. */

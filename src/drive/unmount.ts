@@ -13,7 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError, CryptainerError, IoError, MountError } from '../../volume-format/errors.js';
 import { DRIVE_FILE_NAME } from './drive-ops.js';
 import { detachLoop, findMount, loopBackingFile, sleep, unmountFilesystem } from './filesystem.js';
-import { cleanStaleFuseMount, unmountStrict } from './fuse-adapter.js';
+import { cleanStaleFuseMount, unmountStrict } from './host-mount.js';
 import { verifyMounted } from './mount.js';
 import {
   type MountRecord,

@@ -9,14 +9,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createDriveHandlers, DRIVE_FILE_NAME } from '../../src/drive/drive-ops.js';
-import {
-  ERRNO,
-  FuseErrno,
-  type FuseHandlers,
-  fuseOptionString,
-  isMountpoint,
-  mountFuse,
-} from '../../src/drive/fuse-adapter.js';
+import { fuseOptionString, mountFuse } from '../../src/drive/fuse-adapter.js';
+import { ERRNO, FuseErrno, type FuseHandlers } from '../../src/drive/fuse-types.js';
+import { isMountpoint } from '../../src/drive/host-mount.js';
 import { createVolume } from '../../src/volume/create.js';
 import { openVolume } from '../../src/volume/open.js';
 import type { Volume } from '../../src/volume/volume.js';
