@@ -1,5 +1,5 @@
 /**
- * The one source of randomness (ARCHITECTURE §2): `crypto/` and `volume-format/` take random
+ * The one source of randomness (ARCHITECTURE.md §2): `crypto/` and `volume-format/` take random
  * bytes as arguments; only `src/` draws them, through this interface that tests can replace.
  */
 import { randomBytes } from 'node:crypto';

@@ -52,9 +52,6 @@ export function isDumpable(): boolean | null {
   return loaded.addon === null ? null : loaded.addon.isDumpable();
 }
 
-/** Count of secure buffers whose mlock failed (RLIMIT_MEMLOCK), for the server's log. */
-let unlockedCount = 0;
-
 /**
  * `n` zeroed bytes for key material: in their own mapping, mlocked (never swapped out) when
  * RLIMIT_MEMLOCK allows, left out of core dumps and not inherited by children; zeroed and
@@ -63,8 +60,8 @@ let unlockedCount = 0;
  */
 export function secureBytes(n: number): Uint8Array {
   if (loaded.addon === null || n === 0) return new Uint8Array(n);
-  const { buffer, locked } = loaded.addon.secureBuffer(n);
-  if (!locked) unlockedCount++;
+  // `locked` false: RLIMIT_MEMLOCK refused mlock; the bytes are still kept out of dumps.
+  const { buffer } = loaded.addon.secureBuffer(n);
   return new Uint8Array(buffer);
 }
 
@@ -73,9 +70,4 @@ export function secureCopy(bytes: Uint8Array): Uint8Array {
   const out = secureBytes(bytes.length);
   out.set(bytes);
   return out;
-}
-
-/** How many secure buffers could not be mlocked so far (0 when all were, or no addon). */
-export function secureBytesNotLocked(): number {
-  return unlockedCount;
 }

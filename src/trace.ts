@@ -11,6 +11,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
+import { config } from './config.js';
 
 /** Phases a request's time is split into. `other` = total minus the named phases. */
 export type TracePhase = 'lock' | 'io' | 'crypto' | 'copy';
@@ -18,10 +19,7 @@ export type TracePhase = 'lock' | 'io' | 'crypto' | 'copy';
 const PHASES: TracePhase[] = ['lock', 'io', 'crypto', 'copy'];
 
 /** True when `CRYPTAINER_TRACE` is set to something other than `0` or the empty string. */
-export const TRACE_ENABLED =
-  process.env.CRYPTAINER_TRACE !== undefined &&
-  process.env.CRYPTAINER_TRACE !== '' &&
-  process.env.CRYPTAINER_TRACE !== '0';
+export const TRACE_ENABLED = config.trace();
 
 /** Request size classes of the summary (bytes, upper bounds inclusive). */
 const SIZE_CLASSES = [4096, 16384, 65536, 131072, Infinity];
@@ -116,8 +114,7 @@ export function traceStart(op: string, bytes: number): TraceSpan | null {
   };
 }
 
-const intervalMs = (): number =>
-  Math.max(0.5, Number(process.env.CRYPTAINER_TRACE_INTERVAL ?? '5')) * 1000;
+const intervalMs = (): number => config.traceIntervalMs();
 
 function startTimer(): void {
   timer = setInterval(() => flushTrace(), intervalMs());

@@ -8,9 +8,9 @@ import { FINGERPRINT_BLOCK_BYTES, FINGERPRINT_BYTES } from './constants.js';
 
 /**
  * SPEC §15.5 checksum record: for each 512-byte block of `ciphertext` (the segment's old
- * ciphertext), its first 16 bytes. Copying bytes instead of hashing keeps this at memory speed
- * (SHA-256 per sector measured 531 MB/s at 4096-byte sectors and 100 MB/s at 512 on the
- * project machine, slower than the re-encryption itself).
+ * ciphertext), its first 16 bytes. Copying bytes instead of hashing keeps this at memory speed;
+ * SHA-256 per sector was slower than the re-encryption itself (bench/PERFORMANCE.md, "Figures
+ * behind code comments").
  */
 export function buildChecksumRecord(ciphertext: Uint8Array): Uint8Array {
   if (ciphertext.length % FINGERPRINT_BLOCK_BYTES !== 0) {

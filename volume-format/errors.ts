@@ -1,5 +1,5 @@
 /**
- * The error model (ARCHITECTURE §5): one class per failure layer, each carrying a stable
+ * The error model (ARCHITECTURE.md §5): one class per failure layer, each carrying a stable
  * string `code` that tests and the CLI's exit-code table rely on. Messages are lowercase
  * "what failed: why" and never contain key material or passphrases.
  */

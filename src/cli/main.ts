@@ -21,6 +21,7 @@ import { registerReencrypt } from './commands/reencrypt.js';
 import { registerResize } from './commands/resize.js';
 import { registerBenchmark } from './commands/benchmark.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { config } from '../config.js';
 
 /** Build the program with every command registered. */
 export function buildProgram(): Command {
@@ -71,10 +72,9 @@ async function main(argv: string[]): Promise<number> {
  * the background server's stderr is its server.log). `CRYPTAINER_DEBUG=1` adds the stack.
  */
 function internalError(err: unknown): number {
-  const detail =
-    process.env.CRYPTAINER_DEBUG === '1'
-      ? ((err as Error)?.stack ?? String(err))
-      : ((err as Error)?.message ?? String(err)).split('\n')[0];
+  const detail = config.debug()
+    ? ((err as Error)?.stack ?? String(err))
+    : ((err as Error)?.message ?? String(err)).split('\n')[0];
   process.stderr.write(`cryptainer: internal error: ${detail}\n`);
   return EXIT.INTERNAL;
 }

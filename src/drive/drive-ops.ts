@@ -19,6 +19,7 @@ import {
   type FuseHandlers,
   type RequestState,
 } from './fuse-types.js';
+import { config } from '../config.js';
 
 /** Name of the decrypted drive file inside the drive mount. */
 export const DRIVE_FILE_NAME = 'volume';
@@ -62,8 +63,8 @@ export interface Drive {
 
 /** Which requests use synchronous file I/O (bench/PERFORMANCE.md has the measurements). */
 export const DRIVE_SYNC_IO = {
-  readMaxBytes: Number(process.env.CRYPTAINER_SYNC_READ_MAX ?? 131072),
-  writeMaxBytes: Number(process.env.CRYPTAINER_SYNC_WRITE_MAX ?? 131072),
+  readMaxBytes: config.syncReadMax(),
+  writeMaxBytes: config.syncWriteMax(),
 };
 
 /** Build the FUSE handlers exposing `volume` as the single file `/volume`. */

@@ -1,6 +1,6 @@
 /**
- * The system tools around the drive: mkfs.ext4/mkntfs, losetup, mount/umount, ntfs-3g,
- * e2fsck/ntfsfix, and /proc/self/mountinfo. Every tool runs asynchronously (never spawnSync):
+ * The host tools around the drive that no single filesystem owns: running tools, loop devices,
+ * unmounting, /proc/self/mountinfo (each filesystem's own tools: filesystems/). Every tool runs asynchronously (never spawnSync):
  * the process that calls them is usually the one serving the drive they work on, and a
  * blocked event loop would deadlock it (FACTS.md: the server must never wait on its own mount).
  */
@@ -9,9 +9,7 @@ import { resolve } from 'node:path';
 import { BusyError, MountError, UsageError } from '../../volume-format/errors.js';
 import { unescapeMountPath } from './host-mount.js';
 import { type RunCommandOptions, runCommand } from './run-command.js';
-
-/** Filesystems cryptainer puts inside a volume. `none` = the raw drive only. */
-export type FilesystemKind = 'ext4' | 'ntfs' | 'none';
+import { config } from '../config.js';
 
 /** Output of one tool run. */
 export interface ToolResult {
@@ -58,33 +56,7 @@ function lastLines(text: string): string {
   return text.trim().split('\n').slice(-3).join('; ');
 }
 
-// ---- detecting and making filesystems ----------------------------------------------------
-
-/** Bytes of the drive that {@link detectFilesystem} needs (the ext superblock ends at 2048). */
-export const DETECT_BYTES = 4096;
-
-/**
- * Which filesystem the first bytes of a drive hold: ext2/3/4 (superblock magic 0xEF53 at
- * offset 1024+56) or NTFS (OEM id "NTFS    " at offset 3 of the boot sector); else null.
- */
-export function detectFilesystem(head: Uint8Array): 'ext4' | 'ntfs' | null {
-  if (head.length >= 1082 && head[1080] === 0x53 && head[1081] === 0xef) return 'ext4';
-  if (head.length >= 11 && Buffer.from(head.subarray(3, 11)).toString('latin1') === 'NTFS    ') {
-    return 'ntfs';
-  }
-  return null;
-}
-
-/**
- * Block size of the ext2/3/4 filesystem whose first bytes are `head` (superblock at drive
- * offset 1024: `s_log_block_size` at +24, block size = 1024 << it), or null if `head` holds
- * no ext superblock or an impossible value.
- */
-export function ext4BlockSize(head: Uint8Array): number | null {
-  if (detectFilesystem(head) !== 'ext4' || head.length < 1052) return null;
-  const log = Buffer.from(head.buffer, head.byteOffset, head.length).readUInt32LE(1024 + 24);
-  return log <= 6 ? 1024 << log : null; // ext4 allows 1 KiB to 64 KiB blocks
-}
+// ---- loop devices and mounts -------------------------------------------------------------
 
 /**
  * Logical block size for the loop device over the drive (SPEC §6 "Filesystem block size"):
@@ -95,81 +67,6 @@ export function ext4BlockSize(head: Uint8Array): number | null {
 export function loopSectorSize(volumeSectorSize: number, fsBlockSize: number | null): number {
   return volumeSectorSize === 4096 && fsBlockSize !== null && fsBlockSize >= 4096 ? 4096 : 512;
 }
-
-/** Smallest drive each filesystem is made on (measured: mkfs.ext4 needs 256 KiB, mkntfs 1 MiB+). */
-export const MIN_FILESYSTEM_BYTES = { ext4: 1024 * 1024, ntfs: 2 * 1024 * 1024 } as const;
-
-/** Refuse (`USAGE`) a drive too small for `kind`, before any costly work. */
-export function checkFilesystemSize(kind: FilesystemKind, sizeBytes: number): void {
-  if (kind === 'none') return;
-  const min = MIN_FILESYSTEM_BYTES[kind];
-  if (sizeBytes < min) {
-    throw new UsageError(
-      'USAGE',
-      `size ${sizeBytes}: ${kind} needs at least ${min / 1024 / 1024} MiB (or use --filesystem none)`,
-    );
-  }
-}
-
-/** Format `drivePath` (the decrypted drive file) with `kind`. */
-export async function makeFilesystem(
-  drivePath: string,
-  kind: 'ext4' | 'ntfs',
-  options: { label?: string; sectorSize?: number } = {},
-): Promise<void> {
-  if (kind === 'ext4') {
-    const args = [
-      '-q',
-      '-F',
-      '-t',
-      'ext4',
-      '-b',
-      '4096',
-      // The drive already reads as zeros (SPEC §6 fill at creation): skip zeroing the inode
-      // tables and journal now and in the background after the first mount; no discard, which
-      // the drive does not support and which would reveal unused sectors anyway.
-      '-E',
-      'nodiscard,assume_storage_prezeroed=1',
-    ];
-    if (options.label) args.push('-L', options.label);
-    await runStep('making the ext4 filesystem (mkfs.ext4)', 'mkfs.ext4', [...args, drivePath], 0);
-  } else {
-    // -f: quick (no zeroing: the drive reads as zeros); -F: a file, not a block device.
-    const args = ['-q', '-f', '-F', '-s', String(options.sectorSize === 4096 ? 4096 : 512)];
-    args.push('-p', '0', '-H', '0', '-S', '0');
-    if (options.label) args.push('-L', options.label);
-    await runStep('making the NTFS filesystem (mkntfs)', 'mkntfs', [...args, drivePath], 0);
-  }
-}
-
-/** Result of a filesystem check. */
-export interface CheckResult {
-  /** True when the checker reported no problem (or fixed all it found, with `repair`). */
-  clean: boolean;
-  output: string;
-  code: number;
-}
-
-/**
- * Check (never modify, unless `repair`) the filesystem in `drivePath`: `e2fsck -fn` / `-fy`,
- * `ntfsfix -n` / `ntfsfix -d`.
- */
-export async function checkFilesystem(
-  drivePath: string,
-  kind: 'ext4' | 'ntfs',
-  repair = false,
-): Promise<CheckResult> {
-  if (kind === 'ext4') {
-    const r = await runTool('e2fsck', [repair ? '-fy' : '-fn', drivePath], 0);
-    // e2fsck: 0 clean, 1 errors corrected, 2 corrected + reboot, 4 left uncorrected, 8+ failure
-    const clean = repair ? r.code <= 2 : r.code === 0;
-    return { clean, output: r.stdout + r.stderr, code: r.code };
-  }
-  const r = await runTool('ntfsfix', [repair ? '-d' : '-n', drivePath], 0);
-  return { clean: r.code === 0, output: r.stdout + r.stderr, code: r.code };
-}
-
-// ---- loop devices and mounts -------------------------------------------------------------
 
 /**
  * Attach `file` to a free loop device; returns its path. `directIo` (default true) makes the
@@ -182,7 +79,7 @@ export async function attachLoop(
   file: string,
   options: { readOnly?: boolean; sectorSize?: number; directIo?: boolean } = {},
 ): Promise<string> {
-  const directIo = process.env.CRYPTAINER_LOOP_DIO ?? (options.directIo === false ? 'off' : 'on');
+  const directIo = config.loopDirectIo() ?? (options.directIo === false ? 'off' : 'on');
   const args = ['--find', '--show', `--direct-io=${directIo}`];
   if (options.sectorSize === 4096) args.push('--sector-size', '4096');
   if (options.readOnly) args.push('--read-only');
@@ -218,44 +115,6 @@ export async function loopBackingFile(device: string): Promise<string | null> {
   } catch {
     return null;
   }
-}
-
-/** Security defaults for a volume that may come from someone else: no setuid, no devices. */
-const SAFE_MOUNT_OPTIONS = 'nosuid,nodev';
-
-/** Mount the ext4 filesystem on `device` at `mountpoint` with the kernel driver. */
-export async function mountExt4(
-  device: string,
-  mountpoint: string,
-  options: { readOnly?: boolean } = {},
-): Promise<void> {
-  const opts = SAFE_MOUNT_OPTIONS + (options.readOnly ? ',ro' : '');
-  await runStep('mounting ext4 (mount)', 'mount', ['-t', 'ext4', '-o', opts, device, mountpoint]);
-}
-
-/**
- * Mount the NTFS filesystem in `drivePath` at `mountpoint` with ntfs-3g. Files belong to
- * `uid`/`gid` with umask 077: the cleartext is for the user who mounted it, no one else.
- */
-export async function mountNtfs(
-  drivePath: string,
-  mountpoint: string,
-  options: { readOnly?: boolean; uid: number; gid: number },
-): Promise<void> {
-  const opts = [
-    SAFE_MOUNT_OPTIONS,
-    `uid=${options.uid}`,
-    `gid=${options.gid}`,
-    'umask=077',
-    'big_writes',
-  ];
-  if (options.readOnly) opts.push('ro');
-  await runStep('mounting NTFS (ntfs-3g)', 'ntfs-3g', [
-    '-o',
-    opts.join(','),
-    drivePath,
-    mountpoint,
-  ]);
 }
 
 /**

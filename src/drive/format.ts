@@ -2,11 +2,11 @@
  * Formatting a new volume through its drive (issue 3: `create --filesystem ext4|ntfs`): mkfs
  * writes to the drive file (tool-drive.ts), so every byte it writes is encrypted on its way to
  * the container. This lives in
- * src/drive, one level above src/volume, which never imports the drive (ARCHITECTURE §3).
+ * src/drive, one level above src/volume, which never imports the drive (ARCHITECTURE.md §2).
  */
 import { CryptainerError } from '../../volume-format/errors.js';
 import type { Volume } from '../volume/volume.js';
-import { makeFilesystem } from './filesystem.js';
+import { FILESYSTEMS, type FilesystemName } from './filesystems/index.js';
 import { withToolDrive } from './tool-drive.js';
 
 /** Options for {@link formatVolume}. */
@@ -24,7 +24,7 @@ export interface FormatOptions {
  */
 export async function formatVolume(
   volume: Volume,
-  kind: 'ext4' | 'ntfs',
+  kind: FilesystemName,
   options: FormatOptions = {},
 ): Promise<void> {
   // Ctrl-C reaches mkfs too (same process group) and stops it; we must not die with it, or the
@@ -39,7 +39,7 @@ export async function formatVolume(
     const purpose = 'formatting';
     const hint = ' (or create the volume with --filesystem none)';
     await withToolDrive(volume, { purpose, hint, log: options.log }, (drive) =>
-      makeFilesystem(drive, kind, {
+      FILESYSTEMS[kind].make(drive, {
         sectorSize: volume.sectorSize,
         ...(options.label !== undefined ? { label: options.label } : {}),
       }),

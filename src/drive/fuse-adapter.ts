@@ -1,5 +1,5 @@
 /**
- * The only importer of `fuse-native` (ARCHITECTURE §2: one native dependency, one file).
+ * The only importer of `fuse-native` (ARCHITECTURE.md §2: one native dependency, one file).
  *
  * fuse-native 2.2.6 is unmaintained and has sharp edges (FACTS.md); this file turns it into a
  * small promise API with these guarantees:

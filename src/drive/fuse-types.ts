@@ -3,7 +3,7 @@
  * mount serves, mount options and the live-mount handle. Both servers implement it: the
  * fuse-native binding (fuse-adapter.ts, normal users) and the /dev/fuse server
  * (kernel-fuse.ts, root). Swapping the binding means a new file behind these types
- * (ARCHITECTURE.md, "Where each kind of change goes").
+ * (ARCHITECTURE.md §12).
  */
 /** errno numbers (Linux) the drive answers with. Handlers throw {@link FuseErrno} with these. */
 export const ERRNO = {

@@ -1,6 +1,6 @@
 /**
  * Host mount helpers: read /proc/self/mountinfo and unmount strictly (never lazily). Used by
- * both FUSE servers and by unmount; kept free of fuse-native (ARCHITECTURE.md, layering).
+ * both FUSE servers and by unmount; kept free of fuse-native (ARCHITECTURE.md §2).
  */
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';

@@ -5,8 +5,8 @@
  *
  * Why: with fuse-native every request crosses three threads (libfuse's reader, the event loop,
  * libfuse again), and on this 2-core VM those hand-offs, not our crypto or I/O, were most of
- * the time: a no-op 4 KiB request took ≈ 80–120 µs there against ≈ 25–45 µs here
- * (bench/fuse-floor.ts, bench/PERFORMANCE.md).
+ * the time: a no-op request costs about a third of that here (bench/fuse-floor.ts,
+ * bench/PERFORMANCE.md, "Figures behind code comments").
  *
  * Only root can mount this way (mount(2) with `fd=N`); a normal user needs fusermount, which
  * passes the descriptor over a Unix socket (SCM_RIGHTS) that Node cannot receive, so the NTFS
@@ -33,19 +33,20 @@ import type { FuseMount } from './fuse-types.js';
 import { cleanStaleFuseMount, isMountpoint, mountDevice, unmountStrict } from './host-mount.js';
 import type { KernelFuseWorkerData } from './kernel-fuse-worker.js';
 import { createSharedRangeLockMemory } from './shared-range-lock.js';
+import { config } from '../config.js';
 
 /**
  * Largest read or write request, negotiated with FUSE_MAX_PAGES (the kernel's default without
  * it is 128 KiB). Larger requests mean fewer round trips per MiB and XTS over larger batches;
  * `CRYPTAINER_DRIVE_MAX_REQUEST` overrides it for measurements (bench/PERFORMANCE.md).
  */
-const MAX_REQUEST_BYTES = requestLimit(process.env.CRYPTAINER_DRIVE_MAX_REQUEST);
+const MAX_REQUEST_BYTES = requestLimit(config.driveMaxRequest());
 
 /**
  * Whether the kernel may cache the drive's pages and write them back later (FUSE writeback
  * cache). On by default; `CRYPTAINER_DRIVE_WRITEBACK=0` turns it off for measurements.
  */
-const WRITEBACK_CACHE = process.env.CRYPTAINER_DRIVE_WRITEBACK !== '0';
+const WRITEBACK_CACHE = config.driveWriteback();
 
 /**
  * Threads reading /dev/fuse. Two let one decrypt while the other waits for the disk or the
@@ -56,9 +57,9 @@ const WRITEBACK_CACHE = process.env.CRYPTAINER_DRIVE_WRITEBACK !== '0';
  * Bytes written between background flushes of the container (kernel-fuse-worker.ts,
  * countWritten). `CRYPTAINER_DRIVE_FLUSH_KICK_MIB=0` turns them off, for measurements.
  */
-const FLUSH_KICK_BYTES = Number(process.env.CRYPTAINER_DRIVE_FLUSH_KICK_MIB ?? 16) * 1024 * 1024;
+const FLUSH_KICK_BYTES = config.driveFlushKickMiB() * 1024 * 1024;
 
-const SERVING_THREADS = Math.min(4, Math.max(1, Number(process.env.CRYPTAINER_DRIVE_THREADS) || 2));
+const SERVING_THREADS = config.driveThreads();
 
 function requestLimit(text: string | undefined): number {
   const n = Number(text ?? 1024 * 1024);
@@ -99,7 +100,7 @@ export interface KernelFuseOptions {
 
 /** True when this process can use {@link mountKernelFuse} (root). */
 export function kernelFuseUsable(): boolean {
-  return process.getuid?.() === 0 && process.env.CRYPTAINER_DRIVE !== 'fuse-native';
+  return process.getuid?.() === 0 && !config.forceFuseNative();
 }
 
 function runMount(args: string[], fuseFd: number): Promise<{ code: number; stderr: string }> {

@@ -16,13 +16,14 @@
  * Unset (always, outside tests), {@link toolWriteHook} returns null and costs nothing.
  */
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { config } from '../config.js';
 
 /** Called at every write request of the tool drive; returns true if that write must fail. */
 export type ToolWriteHook = (position: number, length: number) => boolean;
 
 /** The hook `CRYPTAINER_TEST_KILL_AT_WRITE` asks for, or null. */
 export function toolWriteHook(): ToolWriteHook | null {
-  const spec = process.env.CRYPTAINER_TEST_KILL_AT_WRITE;
+  const spec = config.testKillAtWrite();
   if (spec === undefined || spec === '') return null;
   const colon = spec.indexOf(':');
   const mode = spec.slice(0, colon);

@@ -176,8 +176,8 @@ function readReport(
 /**
  * The server's environment: ours, plus glibc malloc tunables. Node allocates a fresh buffer
  * per request; glibc serves allocations of 128 KiB and more (a full FUSE request) with a new
- * mmap each time, page-faulted in and unmapped again. Measured: the drive's 128 KiB read
- * handler took 530 µs with the default and 270 µs with these thresholds.
+ * mmap each time, page-faulted in and unmapped again (bench/PERFORMANCE.md, "Figures behind
+ * code comments": half the time of a 128 KiB read).
  */
 function serverEnv(): NodeJS.ProcessEnv {
   const tunables = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728';

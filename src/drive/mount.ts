@@ -27,23 +27,14 @@ import { openVolume } from '../volume/open.js';
 import type { UnlockSecret } from '../volume/secret.js';
 import type { Volume } from '../volume/volume.js';
 import { DRIVE_FILE_NAME, createDriveHandlers } from './drive-ops.js';
+import { checkMountpoint, findMount, fuseUsable, sleep } from './filesystem.js';
 import {
   DETECT_BYTES,
+  FILESYSTEMS,
   type FilesystemKind,
-  attachLoop,
-  checkMountpoint,
-  detachLoop,
   detectFilesystem,
-  ext4BlockSize,
-  loopSectorSize,
-  findMount,
-  fuseUsable,
-  mountExt4,
-  mountNtfs,
-  sleep,
-  unmountFilesystem,
-  userAllowOther,
-} from './filesystem.js';
+  noneOfKnown,
+} from './filesystems/index.js';
 import { mountFuse } from './fuse-adapter.js';
 import { kernelFuseUsable, mountKernelFuse } from './kernel-fuse.js';
 import { ServerHealth, describeErrors } from './server-health.js';
@@ -134,14 +125,8 @@ export async function serveMount(
     }
     const readOnly = volume.readOnly;
     const { kind, blockSize } = await resolveKind(volume, req.filesystem);
-    checkPrivileges(kind, asRoot);
-    if (kind === 'ntfs' && !asRoot && !(await userAllowOther())) {
-      throw new MountError(
-        'MOUNT_FAILED',
-        'NTFS as a normal user needs the line "user_allow_other" in /etc/fuse.conf: ntfs-3g ' +
-          'runs setuid root and may only open your drive if it is mounted with allow_root',
-      );
-    }
+    const driver = kind === 'none' ? null : FILESYSTEMS[kind];
+    await driver?.checkMountAllowed(asRoot);
 
     const driveDir = kind === 'none' ? req.mountpoint : join(entryDir(req.id), 'drive');
     const drive = createDriveHandlers(volume, { uid, gid, readOnly, onIoError });
@@ -160,7 +145,7 @@ export async function serveMount(
         : mountFuse(driveDir, drive.handlers, {
             fsname: 'cryptainer',
             readOnly,
-            allowRoot: kind === 'ntfs' && !asRoot,
+            allowRoot: driver?.driveNeedsAllowRoot(asRoot) ?? false,
             onError: (op, err) =>
               hooks.log(`drive ${op}: ${(err as Error)?.message ?? String(err)}`),
           }),
@@ -169,22 +154,18 @@ export async function serveMount(
     const drivePath = join(driveDir, DRIVE_FILE_NAME);
 
     let loopDevice: string | null = null;
-    if (kind === 'ext4') {
-      const dev = await attachLoop(drivePath, {
+    if (driver !== null) {
+      ({ loopDevice } = await driver.mount({
+        drivePath,
+        mountpoint: req.mountpoint,
         readOnly,
-        sectorSize: loopSectorSize(volume.sectorSize, blockSize),
-        directIo: !fuse.pageCached,
-      });
-      loopDevice = dev;
-      undo.push({ what: `detaching ${dev}`, run: () => detachLoop(dev) });
-      await mountExt4(dev, req.mountpoint, { readOnly });
-      undo.push({ what: 'unmounting ext4', run: () => unmountFilesystem(req.mountpoint) });
-    } else if (kind === 'ntfs') {
-      await mountNtfs(drivePath, req.mountpoint, { readOnly, uid, gid });
-      undo.push({
-        what: 'unmounting NTFS',
-        run: () => unmountFilesystem(req.mountpoint, { fuse: true }),
-      });
+        uid,
+        gid,
+        volumeSectorSize: volume.sectorSize,
+        blockSize,
+        pageCached: fuse.pageCached,
+        undo: (what, run) => undo.push({ what, run }),
+      }));
     }
 
     const identity = await fileIdentityOf(req.container);
@@ -271,34 +252,23 @@ async function resolveKind(
   if (wanted === 'none') return { kind: 'none', blockSize: null };
   const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
   const found = detectFilesystem(head);
-  const blockSize = ext4BlockSize(head);
+  const blockSize = found === null ? null : FILESYSTEMS[found].blockSize(head);
   wipe(head);
   if (wanted === 'auto') {
     if (found) return { kind: found, blockSize };
     throw new MountError(
       'MOUNT_FAILED',
-      'detecting the filesystem: the volume holds neither ext4 nor NTFS ' +
+      `detecting the filesystem: the volume holds ${noneOfKnown()} ` +
         '(use --filesystem none to mount the raw drive)',
     );
   }
   if (found !== wanted) {
     throw new MountError(
       'MOUNT_FAILED',
-      `detecting the filesystem: asked for ${wanted}, the volume holds ${found ?? 'neither ext4 nor NTFS'}`,
+      `detecting the filesystem: asked for ${wanted}, the volume holds ${found ?? noneOfKnown()}`,
     );
   }
   return { kind: wanted, blockSize };
-}
-
-function checkPrivileges(kind: FilesystemKind, asRoot: boolean): void {
-  if (kind === 'ext4' && !asRoot) {
-    throw new UsageError(
-      'USAGE',
-      'mounting ext4 needs root: the kernel mounts it through a loop device. Run it as root ' +
-        '(sudo cryptainer mount ...), mount the raw drive with --filesystem none, or use a ' +
-        'volume created with --filesystem ntfs, which mounts as a normal user',
-    );
-  }
 }
 
 /**
@@ -311,10 +281,12 @@ export async function verifyMounted(record: MountRecord): Promise<void> {
   const drivePath = join(record.driveDir, DRIVE_FILE_NAME);
   let ok = false;
   if (m) {
-    if (record.filesystem === 'ext4') ok = m.fstype === 'ext4' && m.source === record.loopDevice;
-    else if (record.filesystem === 'ntfs')
-      ok = m.fstype.startsWith('fuse') && m.source === drivePath;
-    else ok = m.fstype === 'fuse' && m.source === 'cryptainer';
+    if (record.filesystem !== 'none') {
+      ok = FILESYSTEMS[record.filesystem].isOurMount(m, {
+        drivePath,
+        loopDevice: record.loopDevice,
+      });
+    } else ok = m.fstype === 'fuse' && m.source === 'cryptainer';
   }
   if (!ok) {
     throw new MountError(

@@ -26,7 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { IoError } from '../../volume-format/errors.js';
 import type { FileIdentity } from '../io/file-storage.js';
 import { liveProcessStartTime, readProcStat } from '../io/process-start.js';
-import type { FilesystemKind } from './filesystem.js';
+import type { FilesystemKind } from './filesystems/index.js';
+import { config } from '../config.js';
 /** What info.json records about one mount. */
 export interface MountRecord {
   /** Registry id (directory name). */
@@ -67,11 +68,11 @@ const ENTRY_SETUP_GRACE_MS = 60_000;
 
 /** The runtime directory for this user (not created). */
 export function runtimeDir(): string {
-  const override = process.env.CRYPTAINER_RUNTIME_DIR;
+  const override = config.runtimeDir();
   if (override) return override;
   const uid = myUid();
   if (uid === 0) return '/run/cryptainer';
-  const xdg = process.env.XDG_RUNTIME_DIR;
+  const xdg = config.xdgRuntimeDir();
   return xdg ? join(xdg, 'cryptainer') : `/tmp/cryptainer-${uid}`;
 }
 
@@ -333,9 +334,4 @@ export function serverState(
   }
   // The start time again: the checks above must all have been about the same process.
   return readProcStat(record.pid)?.start === record.pidStart ? 'ours' : 'gone';
-}
-
-/** True while the serving process of `record` runs (and is one of ours). */
-export function serverAlive(record: Pick<MountRecord, 'pid' | 'pidStart'>): boolean {
-  return serverState(record) === 'ours';
 }

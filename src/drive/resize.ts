@@ -15,7 +15,12 @@ import { type ResizePlan, type SizeRequest, planResize } from '../../volume-form
 import { openVolume } from '../volume/open.js';
 import { growVolumeData, shrinkVolumeData } from '../volume/resize.js';
 import type { UnlockSecret } from '../volume/secret.js';
-import { DETECT_BYTES, detectFilesystem, runStep, runTool, toolFailure } from './filesystem.js';
+import {
+  DETECT_BYTES,
+  FILESYSTEMS,
+  type FilesystemName,
+  detectFilesystem,
+} from './filesystems/index.js';
 import type { RunCommandOptions } from './run-command.js';
 import { withToolDrive } from './tool-drive.js';
 
@@ -53,7 +58,7 @@ export interface ResizeReport {
   oldDataSize: number;
   newDataSize: number;
   /** The filesystem found inside, or null (raw drive or unknown content). */
-  filesystem: 'ext4' | 'ntfs' | null;
+  filesystem: FilesystemName | null;
   /** Shrink: the smallest size the filesystem reported it fits in. */
   minimumBytes?: number;
 }
@@ -86,6 +91,7 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
     const tools: RunCommandOptions = options.stopNow ? { stop: options.stopNow } : {};
     const head = await volume.read(0, Math.min(DETECT_BYTES, volume.sizeBytes));
     const fs = detectFilesystem(head);
+    const driver = fs === null ? null : FILESYSTEMS[fs];
     const report: ResizeReport = {
       direction: plan.direction,
       oldDataSize: plan.oldDataSize,
@@ -102,18 +108,18 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
             'what the cut would lose (use --force to cut the end of the drive anyway)',
         );
       }
-      if (fs !== null) {
+      if (driver !== null) {
         // SPEC §16.3 step 1: check the minimum before anything is written, then shrink.
         await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, async (drive) => {
           // resize2fs -P refuses to measure what an interrupted resize2fs left (not clean):
           // then check first. A clean one is measured first, so a refusal writes nothing.
           let checked = false;
-          if (fs === 'ext4' && !(await ext4State(drive, tools)).clean) {
-            await checkExt4First(drive, tools);
+          if (!(await driver.isClean(drive, tools))) {
+            await driver.repair(drive, tools);
             checked = true;
           }
           checkpoint(unchanged);
-          report.minimumBytes = await filesystemMinimum(drive, fs, tools);
+          report.minimumBytes = await driver.minimumSize(drive, tools);
           if (plan.newDataSize < report.minimumBytes) {
             throw new UsageError(
               'SHRINK_TOO_SMALL',
@@ -121,9 +127,9 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
                 `${mib(report.minimumBytes)} MiB (${report.minimumBytes} bytes); nothing was changed`,
             );
           }
-          if (fs === 'ext4' && !checked) await checkExt4First(drive, tools);
+          if (!checked) await driver.repair(drive, tools);
           checkpoint(unchanged);
-          await shrinkFilesystem(drive, fs, plan.newDataSize, tools);
+          await driver.shrink(drive, plan.newDataSize, tools);
         });
         checkpoint(
           `after the ${fs} filesystem was shrunk, before the volume was (the volume is consistent)`,
@@ -140,16 +146,16 @@ export async function resizeVolume(path: string, options: ResizeOptions): Promis
         });
       }
       // SPEC §16.2 step 4; also finishes a grow whose filesystem step was interrupted.
-      if (fs !== null) {
+      if (driver !== null) {
         const grown =
           (plan.direction === 'grow'
             ? `after the volume grew to ${formatMiB(plan.newDataSize)}, before`
             : 'before') + ` the ${fs} filesystem inside was grown (the volume is consistent)`;
         checkpoint(grown);
         await withToolDrive(volume, { ...RESIZE_DRIVE, log: options.log }, async (drive) => {
-          if (fs === 'ext4') await checkExt4First(drive, tools);
+          await driver.repair(drive, tools);
           checkpoint(grown);
-          await growFilesystem(drive, fs, tools);
+          await driver.grow(drive, tools);
         });
       }
     }
@@ -192,118 +198,4 @@ function formatMiB(bytes: number): string {
 
 function mib(bytes: number): string {
   return (Math.ceil((bytes / 1048576) * 10) / 10).toFixed(1);
-}
-
-/** Smallest size in bytes the filesystem can be shrunk to (read-only tools). */
-async function filesystemMinimum(
-  drive: string,
-  fs: 'ext4' | 'ntfs',
-  tools: RunCommandOptions,
-): Promise<number> {
-  if (fs === 'ext4') {
-    const { blockSize } = await ext4State(drive, tools);
-    const step = 'measuring the ext4 filesystem (resize2fs -P)';
-    const r = await runStep(step, 'resize2fs', ['-P', drive], undefined, tools);
-    const m = /minimum size of the filesystem:\s*(\d+)/i.exec(r.stdout + r.stderr);
-    if (!m) throw new MountError('MOUNT_FAILED', `resize2fs -P: unexpected output: ${r.stdout}`);
-    return Number(m[1]) * blockSize;
-  }
-  const r = await runStep(
-    'measuring the NTFS filesystem (ntfsresize --info)',
-    'ntfsresize',
-    ['--info', '--force', '--no-progress-bar', drive],
-    undefined,
-    tools,
-  );
-  const m = /You might resize at (\d+) bytes/.exec(r.stdout);
-  if (!m) {
-    throw new MountError('MOUNT_FAILED', `ntfsresize --info: unexpected output: ${r.stdout}`);
-  }
-  return Number(m[1]);
-}
-
-/**
- * The ext4 superblock's block size, and whether its state is plain `clean` (not "not clean",
- * not "with errors": what resize2fs -P refuses to measure).
- */
-async function ext4State(
-  drive: string,
-  tools: RunCommandOptions,
-): Promise<{ blockSize: number; clean: boolean }> {
-  const step = 'reading the ext4 superblock (dumpe2fs -h)';
-  const r = await runStep(step, 'dumpe2fs', ['-h', drive], undefined, tools);
-  const m = /^Block size:\s*(\d+)/m.exec(r.stdout);
-  if (!m) throw new MountError('MOUNT_FAILED', 'dumpe2fs -h: no block size in its output');
-  const state = /^Filesystem state:\s*(.*?)\s*$/m.exec(r.stdout)?.[1];
-  return { blockSize: Number(m[1]), clean: state === 'clean' };
-}
-
-/**
- * resize2fs refuses an unmounted filesystem that was not checked since its last mount; a
- * preen (`e2fsck -f -p`) fixes only what is safe to fix automatically and fails otherwise.
- */
-async function checkExt4First(drive: string, tools: RunCommandOptions): Promise<void> {
-  const r = await runTool('e2fsck', ['-f', '-p', drive], 0, tools);
-  if (r.signal) {
-    throw new MountError(
-      'MOUNT_FAILED',
-      `checking the ext4 filesystem (e2fsck): ${toolFailure(r)}`,
-    );
-  }
-  if (r.code >= 4) {
-    throw new MountError(
-      'MOUNT_FAILED',
-      `checking the ext4 filesystem (e2fsck -f -p): it has errors that need a manual ` +
-        `e2fsck (exit ${r.code}): ${(r.stdout + r.stderr).trim().split('\n').slice(-2).join('; ')}`,
-    );
-  }
-}
-
-/** Shrink the filesystem so it ends at or before byte `bytes` of the drive. */
-async function shrinkFilesystem(
-  drive: string,
-  fs: 'ext4' | 'ntfs',
-  bytes: number,
-  tools: RunCommandOptions,
-): Promise<void> {
-  if (fs === 'ext4') {
-    // In KiB: resize2fs rounds down to whole filesystem blocks.
-    await runStep(
-      'shrinking the ext4 filesystem (resize2fs)',
-      'resize2fs',
-      [drive, `${Math.floor(bytes / 1024)}K`],
-      0,
-      tools,
-    );
-    return;
-  }
-  await runStep(
-    'shrinking the NTFS filesystem (ntfsresize)',
-    'ntfsresize',
-    ['--force', '--no-progress-bar', '--size', String(bytes), drive],
-    0,
-    tools,
-  );
-}
-
-/** Grow the filesystem to the whole drive (a no-op when it already fills it). */
-async function growFilesystem(
-  drive: string,
-  fs: 'ext4' | 'ntfs',
-  tools: RunCommandOptions,
-): Promise<void> {
-  if (fs === 'ext4') {
-    await runStep('growing the ext4 filesystem (resize2fs)', 'resize2fs', [drive], 0, tools);
-    return;
-  }
-  const r = await runTool('ntfsresize', ['--force', '--no-progress-bar', drive], 0, tools);
-  if (r.signal) {
-    throw new MountError('MOUNT_FAILED', `growing the NTFS filesystem: ${toolFailure(r)}`);
-  }
-  if (r.code !== 0 && !/Nothing to do/.test(r.stdout + r.stderr)) {
-    throw new MountError(
-      'MOUNT_FAILED',
-      `growing the NTFS filesystem (ntfsresize): ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join('; ')}`,
-    );
-  }
 }

@@ -7,8 +7,8 @@ export interface Storage {
   readAt(offset: number, length: number): Promise<Uint8Array>;
   /**
    * Optional: read up to `buffer.length` bytes at `offset` into `buffer` and return the count
-   * (shorter only at end of file). Bulk readers use it to reuse buffers: a fresh 4 MiB buffer
-   * per read measured 2.4× slower on the re-encryption path (page faults and GC). Callers fall
+   * (shorter only at end of file). Bulk readers use it to reuse buffers: a fresh buffer per
+   * read costs page faults and GC (bench/PERFORMANCE.md, "Figures behind code comments"). Callers fall
    * back to {@link readAt} when a Storage lacks it.
    */
   readInto?(offset: number, buffer: Uint8Array): Promise<number>;
@@ -16,7 +16,7 @@ export interface Storage {
   writeAt(offset: number, data: Uint8Array): Promise<void>;
   /**
    * Optional synchronous {@link readInto}, for the mounted drive's small requests: a page-cache
-   * hit costs a few µs this way against ≈ 50 µs through the thread pool (bench/PERFORMANCE.md).
+   * hit avoids the thread pool's round trip (bench/PERFORMANCE.md, "Figures behind code comments").
    * It blocks the calling thread for as long as the disk takes.
    */
   readIntoSync?(offset: number, buffer: Uint8Array): number;

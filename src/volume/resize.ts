@@ -1,7 +1,7 @@
 /**
  * Resizing the data area of an open volume (SPEC §16): the volume-level steps only. Growing or
  * shrinking the filesystem inside needs the drive, and is orchestrated one level up
- * (src/drive/resize.ts), since src/volume never imports src/drive (ARCHITECTURE §3).
+ * (src/drive/resize.ts), since src/volume never imports src/drive (ARCHITECTURE.md §3).
  */
 import { wipe } from '../../crypto/bytes.js';
 import { CryptainerError, UsageError } from '../../volume-format/errors.js';

@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ext4BlockSize, loopSectorSize } from '../../src/drive/filesystem.js';
+import { loopSectorSize } from '../../src/drive/filesystem.js';
+import { ext4 } from '../../src/drive/filesystems/ext4.js';
 import { CHEAP_KDF } from '../helpers/cli.js';
 import {
   cliOk as ok,
@@ -29,11 +30,11 @@ test('loopSectorSize: 4096 only for 4096-byte sectors under blocks of at least 4
   const head = new Uint8Array(4096);
   head[1080] = 0x53;
   head[1081] = 0xef;
-  assert.is(ext4BlockSize(head), 1024);
+  assert.is(ext4.blockSize(head), 1024);
   head[1024 + 24] = 2;
-  assert.is(ext4BlockSize(head), 4096);
+  assert.is(ext4.blockSize(head), 4096);
   head[1080] = 0;
-  assert.is(ext4BlockSize(head), null);
+  assert.is(ext4.blockSize(head), null);
 });
 
 test('1 KiB-block ext4 on 4096-byte sectors: check passes, mount works, data round-trips', async () => {

@@ -1,5 +1,5 @@
 /**
- * The key and header operations that the crash tests exercise (ARCHITECTURE §6, issue 4): add,
+ * The key and header operations that the crash tests exercise (ARCHITECTURE.md §6, issue 4): add,
  * remove and change a key, header restore and repair, each with the key sets before and after.
  * Shared by the process-death test (keys-fault-injection) and the power-loss one.
  */

@@ -1,4 +1,4 @@
-// The layering rules of ARCHITECTURE.md ("Layers"), checked on the import graph of the sources.
+// The layering rules of ARCHITECTURE.md §2, checked on the import graph of the sources.
 // Every way a file can pull in a module counts: static `import`/`export … from`, side-effect
 // `import 'x'`, dynamic `import('x')`, `require('x')` and calls of a function made by
 // `createRequire` (fuse-native is loaded that way). crypto/ and volume-format/ are also pure:

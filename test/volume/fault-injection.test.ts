@@ -1,4 +1,4 @@
-// ARCHITECTURE §6: crash create and a header update at every write index (whole and torn
+// ARCHITECTURE.md §6: crash create and a header update at every write index (whole and torn
 // writes) and show the volume then opens in the old or the new state, never neither.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,4 +1,4 @@
-// Frozen volumes from each released format version stay readable forever (ARCHITECTURE §7).
+// Frozen volumes from each released format version stay readable forever (ARCHITECTURE.md §7).
 // test/fixtures/v1-*.img were written once by format v1 and must never be regenerated: if this
 // test fails, the reader broke compatibility.
 import { test } from 'uvu';

@@ -1,4 +1,4 @@
-// ARCHITECTURE §6 and issue 4: crash every key and header operation (add, remove, change key,
+// ARCHITECTURE.md §6 and issue 4: crash every key and header operation (add, remove, change key,
 // header restore, repair) at every write index, with the write lost or torn at several places,
 // and show that the volume then opens with exactly the old or the new set of keys, never
 // neither, with its data intact. Prints the number of crash points exercised per operation.

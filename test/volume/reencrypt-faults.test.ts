@@ -1,4 +1,4 @@
-// ARCHITECTURE §6 for re-encryption (SPEC §15.6/§15.7): crash `reencrypt` at every write index
+// ARCHITECTURE.md §6 for re-encryption (SPEC §15.6/§15.7): crash `reencrypt` at every write index
 // of a small volume (whole writes, writes torn at half their length, and for `journal` writes
 // torn at an arbitrary byte), and at random points of a larger one (with crashes during the
 // resume too). After each crash a resumed run finishes, every byte of the drive reads back as

@@ -3,7 +3,11 @@ import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { formatUuid } from '../../../volume-format/header.js';
 import { formatVolume } from '../../drive/format.js';
-import { type FilesystemKind, checkFilesystemSize } from '../../drive/filesystem.js';
+import {
+  FILESYSTEM_NAMES,
+  type FilesystemKind,
+  checkFilesystemSize,
+} from '../../drive/filesystems/index.js';
 import { createVolume } from '../../volume/create.js';
 import type { Volume } from '../../volume/volume.js';
 import { type NewKeyOptionValues, addKdfOptions, kdfChoiceFrom } from '../key-options.js';
@@ -18,7 +22,7 @@ import { kdfSummary } from './info.js';
  * target only afterwards, so a failed or interrupted mkfs leaves the target as it was.
  */
 function filesystemStep(
-  filesystem: 'ext4' | 'ntfs' | 'none',
+  filesystem: FilesystemKind,
 ): ((volume: Volume) => Promise<void>) | undefined {
   if (filesystem === 'none') return undefined;
   return async (volume) => {
@@ -46,7 +50,7 @@ export function registerCreate(program: Command): void {
     )
     .addOption(
       new Option('--filesystem <kind>', 'filesystem to make inside (through the encrypted drive)')
-        .choices(['ext4', 'ntfs', 'none'])
+        .choices([...FILESYSTEM_NAMES, 'none'])
         .default('ext4'),
     )
     .option('--force', 'replace an existing file (only once the new volume is complete)')
@@ -65,7 +69,7 @@ export function registerCreate(program: Command): void {
         true,
       );
       const bar = progress('filling');
-      const filesystem = opts.filesystem as 'ext4' | 'ntfs' | 'none';
+      const filesystem = opts.filesystem as FilesystemKind;
       const controller = new AbortController();
       const onSignal = (sig: NodeJS.Signals): void => {
         if (controller.signal.aborted) return; // already stopping (within a moment)

@@ -10,6 +10,7 @@ import { type Command, Option } from 'commander';
 import { wipe } from '../../../crypto/bytes.js';
 import { MountError, UsageError } from '../../../volume-format/errors.js';
 import { checkMountpoint } from '../../drive/filesystem.js';
+import { FILESYSTEM_NAMES } from '../../drive/filesystems/index.js';
 import { SERVE_COMMAND, runServeChild, startServer } from '../../drive/launch.js';
 import type { MountRequest } from '../../drive/mount.js';
 import { type MountRecord, createEntryDir, removeEntry } from '../../drive/registry.js';
@@ -55,7 +56,7 @@ export function registerMount(program: Command): void {
     .option('--foreground', 'stay attached, serving until unmounted or interrupted (Ctrl-C)')
     .addOption(
       new Option('--filesystem <kind>', 'what to mount: detect it, or only the raw drive')
-        .choices(['auto', 'ext4', 'ntfs', 'none'])
+        .choices(['auto', ...FILESYSTEM_NAMES, 'none'])
         .default('auto'),
     )
     .option('--json', 'print the mount as JSON');
