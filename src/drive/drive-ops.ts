@@ -97,6 +97,22 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
     if (path !== DRIVE_PATH) throw new FuseErrno(ERRNO.ENOENT);
   };
 
+  /** flush and fsync: make what was written durable, as closing or syncing a block device does. */
+  async function syncVolume(op: 'flush' | 'fsync', path: string): Promise<void> {
+    checkFile(path);
+    if (readOnly) return;
+    stats.syncs++;
+    const span = traceStart(op, 0);
+    const t = now();
+    try {
+      await volume.sync();
+    } catch (err) {
+      throw failed('write', err);
+    }
+    span?.phase('io', t);
+    span?.end();
+  }
+
   const handlers: FuseHandlers = {
     async getattr(path): Promise<FileAttributes> {
       const base = { uid: options.uid, gid: options.gid, atime: started, ctime: started };
@@ -175,35 +191,9 @@ export function createDriveHandlers(volume: Volume, options: DriveOptions): Driv
     },
 
     // close(2) of a handle: make what was written durable, as closing a block device does.
-    async flush(path) {
-      checkFile(path);
-      if (readOnly) return;
-      stats.syncs++;
-      const span = traceStart('flush', 0);
-      const t = now();
-      try {
-        await volume.sync();
-      } catch (err) {
-        throw failed('write', err);
-      }
-      span?.phase('io', t);
-      span?.end();
-    },
+    flush: (path) => syncVolume('flush', path),
 
-    async fsync(path) {
-      checkFile(path);
-      if (readOnly) return;
-      stats.syncs++;
-      const span = traceStart('fsync', 0);
-      const t = now();
-      try {
-        await volume.sync();
-      } catch (err) {
-        throw failed('write', err);
-      }
-      span?.phase('io', t);
-      span?.end();
-    },
+    fsync: (path) => syncVolume('fsync', path),
 
     async truncate(path, newSize) {
       checkFile(path);
