@@ -16,6 +16,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import type { XtsSectorEngine } from './xts-engine.js';
 
 /** An opaque key handle owned by the addon (two OpenSSL contexts). */
 export type NativeXtsKey = { readonly __nativeXtsKey: unique symbol };
@@ -71,3 +72,32 @@ export const nativeXts: NativeXts | null = loaded.addon;
 
 /** Why the addon is unavailable, as one line; null when it loaded. */
 export const nativeXtsProblem: string | null = loaded.problem;
+
+/** The native engine for {@link XtsCipher}: the addon's handle on two OpenSSL contexts. */
+export class NativeXtsEngine implements XtsSectorEngine {
+  /** Null once disposed. */
+  handle: NativeXtsKey | null;
+
+  /** @param key - K1 ‖ K2 (checked by the caller); OpenSSL copies it into its contexts. */
+  constructor(
+    private readonly addon: NativeXts,
+    key: Uint8Array,
+    private readonly sectorSize: number,
+  ) {
+    this.handle = addon.createKey(key);
+  }
+
+  crypt(encrypt: boolean, data: Uint8Array, first: number, _count: number, out: Uint8Array): void {
+    this.addon.crypt(this.handle!, encrypt, data, out, first, this.sectorSize);
+  }
+
+  /** Decrypt under this key and encrypt under `next`'s, in place (same sector size). */
+  recrypt(next: NativeXtsEngine, data: Uint8Array, first: number): void {
+    this.addon.recrypt(this.handle!, next.handle!, data, first, this.sectorSize);
+  }
+
+  dispose(): void {
+    if (this.handle !== null) this.addon.disposeKey(this.handle);
+    this.handle = null;
+  }
+}

@@ -22,7 +22,7 @@
  * - So instead, per group of up to 4096 sectors ONE AES-256-ECB call under K2 turns all the
  *   sector numbers into T_0s, and per 64 KiB window ONE AES-256-ECB call under K1 does every
  *   data block. The tweak chain and the two XORs run in a WebAssembly SIMD kernel
- *   (xts-kernel.ts).
+ *   (xts-kernel.ts), driven by xts-wasm.ts; the per-sector OpenSSL engine is xts-openssl.ts.
  * - Windows are 64 KiB because Node allocates a fresh output buffer per `update()`: with
  *   1 MiB per call ECB fell from 4.2 GB/s to 0.67 GB/s (most likely glibc's mmap threshold:
  *   a new mapping, page-faulted, on every call), while 64 KiB was the fastest size measured.
@@ -39,28 +39,21 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, type Cipher, type Decipher } from 'node:crypto';
-import { constantTimeEqual, wipe } from './bytes.js';
-import {
-  createXtsKernel,
-  KERNEL_SECTOR_NUMBER_OFFSET,
-  KERNEL_TWEAK_CAPACITY,
-  KERNEL_TWEAK_OFFSET,
-  KERNEL_WINDOW_BYTES,
-  type XtsKernel,
-} from './xts-kernel.js';
-import { nativeXts, type NativeXtsKey } from './xts-native.js';
+import { constantTimeEqual } from './bytes.js';
+import { BLOCK_BYTES, type XtsSectorEngine } from './xts-engine.js';
+import { createXtsKernel } from './xts-kernel.js';
+import { NativeXtsEngine, nativeXts } from './xts-native.js';
+import { OpenSslXtsEngine } from './xts-openssl.js';
+import { WasmXtsEngine } from './xts-wasm.js';
 
 /** Key length of XTS-AES-256: K1 (data key, 32 bytes) ‖ K2 (tweak key, 32 bytes). */
 export const XTS_KEY_BYTES = 64;
 
 const HALF_KEY_BYTES = 32;
-const BLOCK_BYTES = 16;
 const MIN_SECTOR_BYTES = 16;
 const MAX_SECTOR_BYTES = 65536;
 /** From this sector size up, OpenSSL's per-sector aes-256-xts beats the kernel (measured). */
 const OPENSSL_MIN_SECTOR_BYTES = 32768;
-const TWO_POW_32 = 0x1_0000_0000;
 
 /**
  * Which implementation a cipher uses: `'native'` (our addon: OpenSSL aes-256-xts in place,
@@ -91,18 +84,10 @@ export class XtsCipher {
   /** The implementation chosen for this sector size and runtime. */
   readonly engine: XtsEngine;
   #disposed = false;
-  /** native engine: the addon's handle on two OpenSSL contexts. */
-  #native: NativeXtsKey | null = null;
-  /** openssl engine: a private copy of K1 ‖ K2, wiped by dispose(). */
-  #key: Buffer | null = null;
-  #iv = Buffer.alloc(BLOCK_BYTES);
-  /** wasm engine: K2 encryption (tweaks), K1 encryption and K1 decryption, all ECB. */
-  #tweakEcb: Cipher | null = null;
-  #encryptEcb: Cipher | null = null;
-  #decryptEcb: Decipher | null = null;
-  #kernel: XtsKernel | null = null;
-  #memory: Buffer | null = null;
-  #memoryView: DataView | null = null;
+  /** The engine doing the work; null once disposed. */
+  #impl: XtsSectorEngine | null;
+  /** The same engine when it is the native one (for {@link XtsCipher.recryptSectors}). */
+  #native: NativeXtsEngine | null = null;
 
   /**
    * @param key - 64 bytes: K1 (data) ‖ K2 (tweak). The cipher keeps no reference to it.
@@ -136,28 +121,15 @@ export class XtsCipher {
     if (wanted === 'native') {
       if (nativeXts === null) throw new RangeError('xts: the native engine is not available');
       this.engine = 'native';
-      this.#native = nativeXts.createKey(key); // OpenSSL copies the key into its contexts
+      this.#impl = this.#native = new NativeXtsEngine(nativeXts, key, sectorSize);
       return;
     }
     const kernel = wanted === 'wasm' ? createXtsKernel() : null;
     this.engine = kernel === null ? 'openssl' : 'wasm';
-    if (kernel === null) {
-      // Buffer.alloc, not Buffer.from: a dedicated allocation, not a slice of the shared pool.
-      this.#key = Buffer.alloc(XTS_KEY_BYTES);
-      this.#key.set(key);
-      return;
-    }
-    this.#kernel = kernel;
-    this.#memory = Buffer.from(
-      kernel.memory.buffer,
-      kernel.memory.byteOffset,
-      kernel.memory.length,
-    );
-    this.#memoryView = new DataView(kernel.memory.buffer);
-    // createCipheriv copies the key into OpenSSL's context; null IV because ECB has none.
-    this.#tweakEcb = createCipheriv('aes-256-ecb', k2, null).setAutoPadding(false);
-    this.#encryptEcb = createCipheriv('aes-256-ecb', k1, null).setAutoPadding(false);
-    this.#decryptEcb = createDecipheriv('aes-256-ecb', k1, null).setAutoPadding(false);
+    this.#impl =
+      kernel === null
+        ? new OpenSslXtsEngine(key, sectorSize)
+        : new WasmXtsEngine(k1, k2, kernel, sectorSize);
   }
 
   /**
@@ -189,7 +161,7 @@ export class XtsCipher {
     if (this.#native !== null && next.#native !== null && this.sectorSize === next.sectorSize) {
       this.#check(data, firstSectorIndex);
       next.#check(data, firstSectorIndex);
-      nativeXts!.recrypt(this.#native, next.#native, data, firstSectorIndex, this.sectorSize);
+      this.#native.recrypt(next.#native, data, firstSectorIndex);
       return;
     }
     this.decryptSectors(data, firstSectorIndex, data);
@@ -204,16 +176,8 @@ export class XtsCipher {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    wipe(this.#key, this.#iv, this.#memory);
-    // final() on a context with no pending data ends it: Node frees it, and OpenSSL's
-    // EVP_CIPHER_CTX cleanup cleanses the expanded keys.
-    if (this.#native !== null) nativeXts!.disposeKey(this.#native);
-    this.#native = null;
-    this.#tweakEcb?.final();
-    this.#encryptEcb?.final();
-    this.#decryptEcb?.final();
-    this.#key = this.#tweakEcb = this.#encryptEcb = this.#decryptEcb = null;
-    this.#kernel = this.#memory = this.#memoryView = null;
+    this.#impl?.dispose();
+    this.#impl = this.#native = null;
   }
 
   /** Checks a call's data and first sector number; returns the sector count. */
@@ -247,75 +211,8 @@ export class XtsCipher {
         throw new RangeError('xts: out must be data itself or must not overlap it');
       }
     }
-    if (this.#native !== null) {
-      nativeXts!.crypt(this.#native, encrypt, data, out, first, this.sectorSize);
-    } else if (this.#kernel !== null) this.#runKernel(encrypt, data, first, sectorCount, out);
-    else this.#runOpenSsl(encrypt, data, first, sectorCount, out);
+    this.#impl!.crypt(encrypt, data, first, sectorCount, out);
     return out;
-  }
-
-  /** The ECB + kernel path; see the module comment. */
-  #runKernel(encrypt: boolean, data: Uint8Array, first: number, count: number, out: Uint8Array) {
-    const kernel = this.#kernel!;
-    const memory = this.#memory!;
-    const view = this.#memoryView!;
-    const dataEcb = encrypt ? this.#encryptEcb! : this.#decryptEcb!;
-    const sectorSize = this.sectorSize;
-    const sectorsPerWindow = Math.floor(KERNEL_WINDOW_BYTES / sectorSize);
-
-    for (let group = 0; group < count; group += KERNEL_TWEAK_CAPACITY) {
-      const groupCount = Math.min(KERNEL_TWEAK_CAPACITY, count - group);
-      // IEEE 1619 §5.1: the tweak value is the sector number as a 128-bit little-endian
-      // integer. Bytes 8..15 of each block stay zero: nothing else writes this area and a
-      // sector number is below 2^53.
-      for (let k = 0; k < groupCount; k++) {
-        const n = first + group + k;
-        const at = KERNEL_SECTOR_NUMBER_OFFSET + k * BLOCK_BYTES;
-        view.setUint32(at, n >>> 0, true);
-        view.setUint32(at + 4, Math.floor(n / TWO_POW_32), true);
-      }
-      const numbers = memory.subarray(
-        KERNEL_SECTOR_NUMBER_OFFSET,
-        KERNEL_SECTOR_NUMBER_OFFSET + groupCount * BLOCK_BYTES,
-      );
-      const tweaks = this.#tweakEcb!.update(numbers); // T_0 = AES-enc(K2, i) for each sector
-      memory.set(tweaks, KERNEL_TWEAK_OFFSET);
-      wipe(tweaks);
-
-      for (let k = 0; k < groupCount; k += sectorsPerWindow) {
-        const n = Math.min(sectorsPerWindow, groupCount - k);
-        const len = n * sectorSize;
-        const start = (group + k) * sectorSize;
-        const tweakAt = KERNEL_TWEAK_OFFSET + k * BLOCK_BYTES;
-        memory.set(data.subarray(start, start + len), 0);
-        kernel.xorTweaks(0, tweakAt, n, sectorSize); // P_j ⊕ T_j
-        const mid = dataEcb.update(memory.subarray(0, len)); // AES under K1, every block
-        memory.set(mid, 0);
-        wipe(mid); // on decryption it is plaintext ⊕ tweak: do not leave it on the heap
-        kernel.xorTweaks(0, tweakAt, n, sectorSize); // ... ⊕ T_j
-        out.set(memory.subarray(0, len), start);
-      }
-    }
-  }
-
-  /** One OpenSSL aes-256-xts call per sector, IV = sector number (128-bit little-endian). */
-  #runOpenSsl(encrypt: boolean, data: Uint8Array, first: number, count: number, out: Uint8Array) {
-    const key = this.#key!;
-    const iv = this.#iv;
-    const sectorSize = this.sectorSize;
-    for (let k = 0; k < count; k++) {
-      const n = first + k;
-      iv.writeUInt32LE(n >>> 0, 0);
-      iv.writeUInt32LE(Math.floor(n / TWO_POW_32), 4); // bytes 8..15 stay zero
-      const start = k * sectorSize;
-      const cipher = encrypt
-        ? createCipheriv('aes-256-xts', key, iv)
-        : createDecipheriv('aes-256-xts', key, iv);
-      const result = cipher.update(data.subarray(start, start + sectorSize));
-      cipher.final();
-      out.set(result, start);
-      wipe(result);
-    }
   }
 }
 

@@ -13,7 +13,6 @@ import { XtsCipher } from '../../crypto/xts.js';
 import {
   KDF_SALT_BYTES,
   KEYSLOT_COUNT,
-  MASTER_KEY_BYTES,
   UUID_BYTES,
   WRAP_NONCE_BYTES,
   FEATURE_AREA_BYTES,
@@ -29,6 +28,7 @@ import { lockCreateTarget } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { type StaleTemp, removeStaleTemps, tempPathFor } from '../io/temp-file.js';
 import { type Rng, systemRng } from '../rng.js';
+import { drawMasterKey } from './keys.js';
 import { writeHeaderUpdate } from './header-store.js';
 import { writeJournalZeros } from './journal-area.js';
 import { type KdfTuning, planKdfParams } from './kdf-tuning.js';
@@ -217,17 +217,6 @@ export async function fillEncryptedZeros(
     await storage.syncData();
   } finally {
     xts.dispose();
-  }
-}
-
-function drawMasterKey(rng: Rng): Uint8Array {
-  // SPEC §5.1: K1 != K2. Equal halves from a CSPRNG are astronomically unlikely, but a test
-  // Rng can produce them, and XTS must never run with them.
-  for (;;) {
-    const key = rng.bytes(MASTER_KEY_BYTES);
-    const half = MASTER_KEY_BYTES / 2;
-    if (Buffer.compare(key.subarray(0, half), key.subarray(half)) !== 0) return key;
-    wipe(key);
   }
 }
 

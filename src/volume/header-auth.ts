@@ -3,12 +3,11 @@
  * copy, verify its MAC, and when that fails, try the other copy before giving up.
  */
 import { wipe } from '../../crypto/bytes.js';
-import { deriveHeaderMacKey } from '../../crypto/hkdf.js';
-import { AuthError, IntegrityError } from '../../volume-format/errors.js';
-import { verifyHeaderMac } from '../../volume-format/header.js';
+import { AuthError } from '../../volume-format/errors.js';
 import { type HeaderChoice, planOtherCopy } from '../../volume-format/header-copies.js';
 import type { Storage } from '../io/storage.js';
 import { readHeaderCopies } from './header-store.js';
+import { authenticHeaderMacKey, headerTampered } from './keys.js';
 import { type KekDeriver, type Unlocked, unlockKeyslots } from './unlock.js';
 
 /** An authenticated header: the choice to use, its master key and MAC key (caller wipes). */
@@ -33,13 +32,9 @@ export async function unlockAuthenticated(
   derive?: KekDeriver,
 ): Promise<AuthenticatedHeader> {
   const first = await unlockKeyslots(choice.fields, kdfInput, onlySlot, derive);
-  const firstMac = deriveHeaderMacKey(first.masterKey, choice.fields.uuid);
-  if (verifyHeaderMac(choice.winnerBytes, firstMac)) return { ...first, choice, macKey: firstMac };
-  wipe(firstMac);
-  const tampered = new IntegrityError(
-    'HEADER_TAMPERED',
-    `header copy ${choice.winner}: authentication failed (modified without the key)`,
-  );
+  const firstMac = authenticHeaderMacKey(first.masterKey, choice);
+  if (firstMac !== null) return { ...first, choice, macKey: firstMac };
+  const tampered = headerTampered(choice);
   let alternative;
   try {
     const raw = await readHeaderCopies(storage);
@@ -64,8 +59,8 @@ export async function unlockAuthenticated(
       throw err;
     }
   }
-  const macKey = deriveHeaderMacKey(unlocked.masterKey, other.fields.uuid);
-  if (verifyHeaderMac(other.winnerBytes, macKey)) return { ...unlocked, choice: other, macKey };
-  wipe(macKey, unlocked.masterKey);
+  const macKey = authenticHeaderMacKey(unlocked.masterKey, other);
+  if (macKey !== null) return { ...unlocked, choice: other, macKey };
+  wipe(unlocked.masterKey);
   throw tampered;
 }

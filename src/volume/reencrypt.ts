@@ -19,7 +19,6 @@ import {
   FINGERPRINT_BYTES,
   JOURNAL_DIGEST_BYTES,
   KDF_SALT_BYTES,
-  MASTER_KEY_BYTES,
   WRAP_NONCE_BYTES,
 } from '../../volume-format/constants.js';
 import {
@@ -32,7 +31,7 @@ import {
   UsageError,
 } from '../../volume-format/errors.js';
 import { INCOMPAT_REENCRYPT, checkFeatures } from '../../volume-format/features.js';
-import { type HeaderFields, keyGenerationOf, verifyHeaderMac } from '../../volume-format/header.js';
+import { type HeaderFields, keyGenerationOf } from '../../volume-format/header.js';
 import type { HeaderChoice } from '../../volume-format/header-copies.js';
 import { type Keyslot, inactiveKeyslot, wrapMasterKey } from '../../volume-format/keyslot.js';
 import { containerSizeOf, sectorCountOf } from '../../volume-format/layout.js';
@@ -55,6 +54,7 @@ import type { HeldLock } from '../io/lock.js';
 import type { Storage } from '../io/storage.js';
 import { writeJournalZeros } from './journal-area.js';
 import { type Rng, systemRng } from '../rng.js';
+import { authenticateHeader, checkKeyHalves, drawMasterKey, sameMasterKey } from './keys.js';
 import {
   checkKeyGenerationRoom,
   checkSeqidRoom,
@@ -240,7 +240,7 @@ export async function startReencrypt(
       }
       if (oldKey === null) oldKey = unlocked.masterKey;
       else {
-        const same = constantTimeEqual(oldKey, unlocked.masterKey);
+        const same = sameMasterKey(oldKey, unlocked.masterKey);
         wipe(unlocked.masterKey);
         if (!same) {
           throw new IntegrityError(
@@ -250,8 +250,7 @@ export async function startReencrypt(
         }
       }
     }
-    oldMac = deriveHeaderMacKey(oldKey!, fields.uuid);
-    await verifyAndRepair(session, oldMac);
+    oldMac = await verifyAndRepair(session, oldKey!);
     await allocateJournal(session.storage, fields, path); // step S0
     newKey = drawMasterKey(rng, oldKey!);
     // SPEC §15.6 step S: rewrap every kept slot with the new key, drop the others, seal the
@@ -338,8 +337,7 @@ export async function resumeReencrypt(
     } finally {
       wipe(kdfInput);
     }
-    newMac = deriveHeaderMacKey(newKey, fields.uuid);
-    await verifyAndRepair(session, newMac);
+    newMac = await verifyAndRepair(session, newKey);
     // Decoded (and checked, SPEC §10 row 30) when the copy was read; the MAC now vouches too.
     const state = decodeReencryptState(fields.featureArea, fields);
     oldKey = unwrapOldMasterKey(newKey, fields.uuid, state);
@@ -349,7 +347,7 @@ export async function resumeReencrypt(
         're-encryption state: the old master key does not unwrap under the new one',
       );
     }
-    checkKeyHalves(oldKey);
+    checkKeyHalves(oldKey, 're-encryption state: old master key');
     // SPEC §15.5: the segments still to write need a journal slot that holds one sector's
     // record. The header (MAC-verified, but written by any writer) may name a journal too small
     // for the recorded resilience: refuse before anything is written, not mid-segment.
@@ -932,17 +930,21 @@ async function endSession(session: Session): Promise<void> {
   }
 }
 
-/** SPEC §8 step 6 (MAC before anything is written), then repair a stale or damaged copy. */
-async function verifyAndRepair(session: Session, macKey: Uint8Array): Promise<void> {
+/**
+ * SPEC §8 step 6 (MAC before anything is written) under `masterKey`, then repair a stale or
+ * damaged copy. Returns the header MAC key (caller wipes).
+ */
+async function verifyAndRepair(session: Session, masterKey: Uint8Array): Promise<Uint8Array> {
   const { choice } = session;
-  if (!verifyHeaderMac(choice.winnerBytes, macKey)) {
-    throw new IntegrityError(
-      'HEADER_TAMPERED',
-      `header copy ${choice.winner}: authentication failed (modified without the key)`,
-    );
+  const macKey = authenticateHeader(masterKey, choice);
+  try {
+    // SPEC §9.3 precondition: both copies valid and equal before the next header update.
+    if (choice.repair.length > 0) await repairHeaderCopies(session.storage, choice, macKey);
+  } catch (err) {
+    wipe(macKey);
+    throw err;
   }
-  // SPEC §9.3 precondition: both copies valid and equal before the next header update.
-  if (choice.repair.length > 0) await repairHeaderCopies(session.storage, choice, macKey);
+  return macKey;
 }
 
 /**
@@ -983,24 +985,5 @@ function checkJournalFits(resilience: Resilience, fields: HeaderFields): void {
       `re-encrypting: the journal area (${fields.journalSize} bytes) is too small for ` +
         `resilience ${resilience}`,
     );
-  }
-}
-
-/** SPEC §5.1: a fresh master key with K1 ≠ K2, and (for a rekey to mean anything) ≠ the old. */
-function drawMasterKey(rng: Rng, oldKey: Uint8Array): Uint8Array {
-  for (;;) {
-    const key = rng.bytes(MASTER_KEY_BYTES);
-    const half = MASTER_KEY_BYTES / 2;
-    const weak = constantTimeEqual(key.subarray(0, half), key.subarray(half));
-    if (!weak && !constantTimeEqual(key, oldKey)) return key;
-    wipe(key);
-  }
-}
-
-/** SPEC §5.1 for the unsealed old key. */
-function checkKeyHalves(key: Uint8Array): void {
-  const half = MASTER_KEY_BYTES / 2;
-  if (constantTimeEqual(key.subarray(0, half), key.subarray(half))) {
-    throw new IntegrityError('WEAK_KEY', 're-encryption state: old master key halves are equal');
   }
 }

@@ -4,10 +4,10 @@
  */
 import { wipe } from '../../crypto/bytes.js';
 import { type Argon2idParams, deriveArgon2id } from '../../crypto/kdf.js';
-import { MASTER_KEY_BYTES } from '../../volume-format/constants.js';
-import { AuthError, IntegrityError } from '../../volume-format/errors.js';
+import { AuthError } from '../../volume-format/errors.js';
 import type { HeaderFields } from '../../volume-format/header.js';
 import { unwrapMasterKey } from '../../volume-format/keyslot.js';
+import { checkKeyHalves } from './keys.js';
 
 /**
  * Derives a keyslot's KEK (SPEC §4.2): Argon2id of `kdfInput` under the slot's salt and
@@ -45,22 +45,11 @@ export async function unlockKeyslots(
     try {
       const masterKey = unwrapMasterKey(kek, fields.uuid, i, slot);
       if (masterKey === null) continue;
-      checkKeyHalves(masterKey);
+      checkKeyHalves(masterKey, 'unlocking: master key');
       return { masterKey, slot: i };
     } finally {
       wipe(kek);
     }
   }
   throw new AuthError('WRONG_PASSPHRASE', 'no key available with this passphrase');
-}
-
-/** SPEC §5.1: K1 must differ from K2 (XTS with equal halves is weak; OpenSSL refuses it). */
-function checkKeyHalves(masterKey: Uint8Array): void {
-  const half = MASTER_KEY_BYTES / 2;
-  let diff = 0;
-  for (let i = 0; i < half; i++) diff |= masterKey[i]! ^ masterKey[half + i]!;
-  if (diff === 0) {
-    wipe(masterKey);
-    throw new IntegrityError('WEAK_KEY', 'unlocking: master key halves are equal');
-  }
 }
