@@ -1,12 +1,12 @@
 /**
  * `npm run bench`: every figure next to this machine's own ceiling, measured in the same run.
  * Sections: XTS engine vs `openssl speed`, Argon2id tuning accuracy, the mounted volume vs an
- * unencrypted ext4 image on the kernel loop driver (root, with fio installed; medians of
- * interleaved repetitions, plus the serving process's peak RSS), and re-encryption of a 1 GiB
- * volume vs `dd` reading and rewriting the same file.
+ * unencrypted ext4 image on the kernel loop driver and gocryptfs (root, with fio installed;
+ * medians and spread of interleaved repetitions, plus the serving process's peak RSS), and
+ * re-encryption of a 1 GiB volume vs `dd` reading and rewriting the same file.
  *
- * `npm run bench -- xts kdf mount reencrypt` picks sections; `--reps N` and `--fio-seconds S` tune the
- * mount section.
+ * `npm run bench -- xts kdf mount reencrypt` picks sections; `--reps N`, `--fio-seconds S`,
+ * `--seq-mib M`, `--big-mib M` and `--no-gocryptfs` tune the mount section.
  */
 import { spawnSync } from 'node:child_process';
 import { benchKdf } from './kdf.js';

@@ -13,7 +13,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # util-linux: losetup, mount; fio: benchmarks; openssl: the benchmark's AES-XTS ceiling;
 # gcc, libc6-dev: compile the native XTS engine (native/xts.c, against Node's own headers).
 # strace: the test that FileStorage really calls fsync(2)/fdatasync(2) (the fsync audit relies on it).
-PACKAGES="fuse3 libfuse2 e2fsprogs ntfs-3g util-linux mount fio openssl procps psmisc gcc libc6-dev strace"
+# gocryptfs: the rootless peer that `npm run bench -- rootless` compares against.
+PACKAGES="fuse3 libfuse2 e2fsprogs ntfs-3g util-linux mount fio openssl procps psmisc gcc libc6-dev strace gocryptfs"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null

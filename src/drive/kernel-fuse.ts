@@ -74,12 +74,21 @@ function fuseConnection(device: string): number {
 }
 
 /**
- * Let the kernel read ahead as much as one request carries (its default is 128 KiB), through
- * the mount's backing device info in sysfs. Best effort: without it, reads are only smaller.
+ * The drive's read-ahead window: eight requests, so that while the serving threads decrypt two
+ * of them the kernel has already asked for the next ones (with one request's worth, each
+ * thread served one 1 MiB read at a time and waited for the next; bench/PERFORMANCE.md,
+ * "Round 5"). The kernel's default is 128 KiB.
+ */
+const READAHEAD_BYTES = 8 * MAX_REQUEST_BYTES;
+
+/**
+ * Set the drive's read-ahead through the mount's backing device info in sysfs (INIT's
+ * max_readahead can only lower what the kernel offers). Best effort: without it, reads are
+ * only smaller.
  */
 function raiseReadahead(device: string, log: (line: string) => void): void {
   try {
-    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, `${MAX_REQUEST_BYTES / 1024}\n`);
+    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, `${READAHEAD_BYTES / 1024}\n`);
   } catch (err) {
     log(`drive readahead left at the kernel default: ${(err as Error).message}`);
   }
